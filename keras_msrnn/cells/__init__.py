@@ -1,0 +1,14 @@
+"""Recurrent cells, each usable alone or by name in `MSStack(cell=...)`."""
+
+from keras_msrnn.cells.base import RecurrentCell, available_cells, get_cell_class, register_cell
+from keras_msrnn.cells.convlstm import ConvLSTMCell
+from keras_msrnn.cells.predrnn import PredRNNCell
+
+__all__ = [
+    "ConvLSTMCell",
+    "PredRNNCell",
+    "RecurrentCell",
+    "available_cells",
+    "get_cell_class",
+    "register_cell",
+]

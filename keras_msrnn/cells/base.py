@@ -1,0 +1,152 @@
+"""Shared machinery of the recurrent cells that `MSStack` stacks."""
+
+import keras
+from keras import ops
+
+# PyTorch's Conv2d default, kaiming_uniform(a=sqrt(5)), is U(-1/sqrt(fan_in),
+# 1/sqrt(fan_in)); matching it keeps training dynamics close to the reference.
+TORCH_DEFAULT_KERNEL_INITIALIZER = {
+    "class_name": "VarianceScaling",
+    "config": {"scale": 1.0 / 3.0, "mode": "fan_in", "distribution": "uniform"},
+}
+
+_CELLS = {}
+
+
+def register_cell(name):
+    """Makes a cell class selectable by name in `MSStack(cell=name)`."""
+
+    def decorator(cls):
+        _CELLS[name] = cls
+        cls.cell_name = name
+        return cls
+
+    return decorator
+
+
+def available_cells():
+    """Returns the names accepted by `MSStack(cell=...)`, sorted."""
+    return sorted(_CELLS)
+
+
+def get_cell_class(name):
+    """Returns the cell class registered under `name`."""
+    if not isinstance(name, str) or name.lower() not in _CELLS:
+        raise ValueError(
+            f"Unknown cell {name!r}. Available cells: {', '.join(available_cells())}."
+        )
+    return _CELLS[name.lower()]
+
+
+class RecurrentCell(keras.layers.Layer):
+    """Base class of one recurrent layer of a spatiotemporal stack.
+
+    A cell advances one layer by one time step. Its recurrent states all live
+    at the spatial size of its input and keep that size over time. Cells of
+    the PredRNN family also take and return the spatiotemporal memory `m`
+    that zigzags through the stack (`uses_memory = True`).
+
+    Subclasses declare `state_names`, create their convolutions in
+    `__init__` with `self.make_conv`, build them in `build`, and implement
+    `call(inputs, states, memory=None)` returning
+    `(output, new_states, new_memory)`; cells without memory return the
+    `memory` argument unchanged (None).
+
+    Args:
+        filters: int. Channels of the hidden state, the output and every
+            memory of the cell.
+        kernel_size: int. Size of the square gate convolutions.
+        kernel_initializer: initializer of every convolution kernel. Defaults
+            to PyTorch's default Conv2d initialisation.
+        bias_initializer: initializer of every convolution bias.
+        **kwargs: arguments of `keras.layers.Layer` (`name`, `dtype`, ...).
+    """
+
+    state_names = ()
+    uses_memory = False
+    cell_name = None
+
+    def __init__(
+        self,
+        filters,
+        kernel_size=3,
+        kernel_initializer=TORCH_DEFAULT_KERNEL_INITIALIZER,
+        bias_initializer="zeros",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(filters, int) or filters < 1:
+            raise ValueError(f"`filters` must be a positive int. Received: filters={filters!r}")
+        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(
+                "`kernel_size` must be a positive odd int (even kernels pad "
+                f"asymmetrically). Received: kernel_size={kernel_size!r}"
+            )
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+
+    @classmethod
+    def for_layer(cls, layer_index, num_layers, **config):
+        """Creates the cell for position `layer_index` of a stack.
+
+        Cells whose equations depend on their depth (MIM's first layer,
+        PredRNN++'s gradient highway) override this.
+        """
+        return cls(**config)
+
+    def make_conv(self, filters, kernel_size=None, use_bias=True, name=None):
+        """Creates a stride-1 'same' convolution owned by this cell."""
+        return keras.layers.Conv2D(
+            filters,
+            kernel_size or self.kernel_size,
+            padding="same",
+            use_bias=use_bias,
+            kernel_initializer=self.kernel_initializer,
+            bias_initializer=self.bias_initializer,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def reference_layer(self, path):
+        """The sublayer holding the authors' parameter `path` (e.g. `_conv_x2h`).
+
+        Sublayers are named after the reference's modules without the leading
+        underscore, which keeps checkpoint conversion a name lookup.
+        """
+        layer = getattr(self, path.lstrip("_").replace(".", "_"), None)
+        if not isinstance(layer, keras.layers.Layer):
+            raise ValueError(f"{type(self).__name__} has no parameter {path!r}.")
+        return layer
+
+    def state_shape(self, input_shape):
+        """Shape of a `filters`-channel tensor at the input's spatial size."""
+        return tuple(input_shape[:-1]) + (self.filters,)
+
+    def get_initial_state(self, batch_size, height, width):
+        """Returns the zero states of a batch at spatial size `height x width`."""
+        zeros = ops.zeros((batch_size, height, width, self.filters), dtype=self.compute_dtype)
+        return tuple(zeros for _ in self.state_names)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            }
+        )
+        return config
+
+
+def gates(tensor, count):
+    """Splits a fused gate convolution's output into `count` channel blocks."""
+    return ops.split(tensor, count, axis=-1)
+
+
+def lstm_update(cell_state, input_gate, forget_gate, candidate):
+    """c' = sigmoid(f) * c + sigmoid(i) * tanh(g), the LSTM memory update."""
+    return ops.sigmoid(forget_gate) * cell_state + ops.sigmoid(input_gate) * ops.tanh(candidate)

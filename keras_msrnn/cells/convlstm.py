@@ -1,0 +1,60 @@
+"""ConvLSTM (Shi et al., 2015)."""
+
+from keras import ops
+
+from keras_msrnn.api_export import keras_msrnn_export
+from keras_msrnn.cells.base import RecurrentCell, gates, lstm_update, register_cell
+
+
+@keras_msrnn_export
+@register_cell("convlstm")
+class ConvLSTMCell(RecurrentCell):
+    """Convolutional LSTM cell without peepholes, as in the MS-RNN code.
+
+    `[i, f, g, o] = W_x * x + W_h * h`, `c' = σ(f)c + σ(i)tanh(g)`,
+    `h' = σ(o)tanh(c')`. Both gate convolutions carry a bias, so the
+    parameter count equals the reference's.
+
+    Args:
+        filters: int. Channels of `h` and `c`.
+        kernel_size: int. Size of both gate convolutions. Defaults to 3.
+        **kwargs: see `keras_msrnn.cells.RecurrentCell`.
+
+    Call arguments:
+        inputs: tensor `(batch, height, width, channels)`, the layer input.
+        states: tuple `(h, c)`, each `(batch, height, width, filters)`.
+        memory: unused; returned unchanged.
+
+    Returns:
+        `(h', (h', c'), memory)`.
+
+    Example:
+
+    ```python
+    cell = keras_msrnn.cells.ConvLSTMCell(filters=16)
+    x = keras.random.uniform((2, 32, 32, 8))
+    h, states, _ = cell(x, cell.get_initial_state(2, 32, 32))
+    ```
+
+    Reference:
+     - [Shi et al., 2015](https://arxiv.org/abs/1506.04214)
+     - [Ma et al., MS-RNN](https://arxiv.org/abs/2206.03010)
+    """
+
+    state_names = ("h", "c")
+
+    def __init__(self, filters, kernel_size=3, **kwargs):
+        super().__init__(filters, kernel_size, **kwargs)
+        self.conv_x2h = self.make_conv(4 * filters, name="conv_x2h")
+        self.conv_h2h = self.make_conv(4 * filters, name="conv_h2h")
+
+    def build(self, input_shape):
+        self.conv_x2h.build(input_shape)
+        self.conv_h2h.build(self.state_shape(input_shape))
+
+    def call(self, inputs, states, memory=None):
+        h, c = states
+        i, f, g, o = gates(self.conv_x2h(inputs) + self.conv_h2h(h), 4)
+        c = lstm_update(c, i, f, g)
+        h = ops.sigmoid(o) * ops.tanh(c)
+        return h, (h, c), memory

@@ -1,0 +1,80 @@
+"""PredRNN's spatiotemporal LSTM (Wang et al., 2017)."""
+
+from keras import ops
+
+from keras_msrnn.api_export import keras_msrnn_export
+from keras_msrnn.cells.base import RecurrentCell, gates, lstm_update, register_cell
+
+
+@keras_msrnn_export
+@register_cell("predrnn")
+class PredRNNCell(RecurrentCell):
+    """Spatiotemporal LSTM (ST-LSTM), the cell of PredRNN.
+
+    Besides the LSTM state `(h, c)` the cell reads and writes the
+    spatiotemporal memory `m`, which flows upwards through the stack within a
+    time step and from the top layer back to the bottom layer at the next one:
+
+    - `[i, f, g, o] = W_x * x + W_h * h`; `c' = σ(f)c + σ(i)tanh(g)`
+    - `[i', f', g'] = W'_x * x + W_m * m`; `m' = σ(f')m + σ(i')tanh(g')`
+    - `o = σ(o + W_co * c' + W_mo * m')`; `h' = o tanh(W_1x1 * [c', m'])`
+
+    Args:
+        filters: int. Channels of `h`, `c` and `m`.
+        kernel_size: int. Size of the gate convolutions. Defaults to 3.
+        **kwargs: see `keras_msrnn.cells.RecurrentCell`.
+
+    Call arguments:
+        inputs: tensor `(batch, height, width, channels)`, the layer input.
+        states: tuple `(h, c)`, each `(batch, height, width, filters)`.
+        memory: tensor `(batch, height, width, filters)`, the spatiotemporal
+            memory arriving from the layer below (or from the top layer at
+            the previous step).
+
+    Returns:
+        `(h', (h', c'), m')`.
+
+    Example:
+
+    ```python
+    cell = keras_msrnn.cells.PredRNNCell(filters=16)
+    x = keras.random.uniform((2, 32, 32, 16))
+    states = cell.get_initial_state(2, 32, 32)
+    h, states, m = cell(x, states, keras.ops.zeros((2, 32, 32, 16)))
+    ```
+
+    Reference:
+     - [Wang et al., 2017](https://papers.nips.cc/paper/6689-predrnn)
+     - [Ma et al., MS-RNN](https://arxiv.org/abs/2206.03010)
+    """
+
+    state_names = ("h", "c")
+    uses_memory = True
+
+    def __init__(self, filters, kernel_size=3, **kwargs):
+        super().__init__(filters, kernel_size, **kwargs)
+        self.conv_x2h = self.make_conv(4 * filters, name="conv_x2h")
+        self.conv_h2h = self.make_conv(4 * filters, name="conv_h2h")
+        self.conv_x2h_m = self.make_conv(3 * filters, name="conv_x2h_m")
+        self.conv_m2h_m = self.make_conv(3 * filters, name="conv_m2h_m")
+        self.conv_c2o = self.make_conv(filters, name="conv_c2o")
+        self.conv_m2o = self.make_conv(filters, name="conv_m2o")
+        self.conv_c_m = self.make_conv(filters, kernel_size=1, name="conv_c_m")
+
+    def build(self, input_shape):
+        state_shape = self.state_shape(input_shape)
+        self.conv_x2h.build(input_shape)
+        self.conv_x2h_m.build(input_shape)
+        for conv in (self.conv_h2h, self.conv_m2h_m, self.conv_c2o, self.conv_m2o):
+            conv.build(state_shape)
+        self.conv_c_m.build(state_shape[:-1] + (2 * self.filters,))
+
+    def call(self, inputs, states, memory=None):
+        h, c = states
+        i, f, g, o = gates(self.conv_x2h(inputs) + self.conv_h2h(h), 4)
+        c = lstm_update(c, i, f, g)
+        i_m, f_m, g_m = gates(self.conv_x2h_m(inputs) + self.conv_m2h_m(memory), 3)
+        memory = lstm_update(memory, i_m, f_m, g_m)
+        o = ops.sigmoid(o + self.conv_c2o(c) + self.conv_m2o(memory))
+        h = o * ops.tanh(self.conv_c_m(ops.concatenate([c, memory], axis=-1)))
+        return h, (h, c), memory

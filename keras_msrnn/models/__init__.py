@@ -1,0 +1,23 @@
+"""Models, training schedules and losses."""
+
+from keras_msrnn.models.losses import MSRNNLoss, frame_mae, frame_mse, msrnn_loss
+from keras_msrnn.models.ms_stack import MSRNN_SCALES, MSStack
+from keras_msrnn.models.scheduled_sampling import (
+    FreeRunning,
+    LinearSampling,
+    SamplingSchedule,
+    TeacherForcing,
+)
+
+__all__ = [
+    "FreeRunning",
+    "LinearSampling",
+    "MSRNNLoss",
+    "MSRNN_SCALES",
+    "MSStack",
+    "SamplingSchedule",
+    "TeacherForcing",
+    "frame_mae",
+    "frame_mse",
+    "msrnn_loss",
+]

@@ -1,0 +1,427 @@
+"""MSStack: the multi-scale recurrent stack of MS-RNN."""
+
+import math
+
+import keras
+from keras import ops
+
+from keras_msrnn.api_export import keras_msrnn_export
+from keras_msrnn.cells.base import get_cell_class
+from keras_msrnn.models.losses import MSRNNLoss, msrnn_loss
+from keras_msrnn.models.scheduled_sampling import FreeRunning, get_schedule
+from keras_msrnn.ops.patching import patch_frames, unpatch_frames
+from keras_msrnn.ops.resampling import rescale
+
+MSRNN_SCALES = (1, 2, 4, 4, 2, 1)
+
+
+def skip_sources(scales):
+    """For each layer, the earlier layer whose output is added to its input.
+
+    On the way up (a layer finer than the one below it) the input receives the
+    output of the most recent earlier layer of the same scale, U-Net style:
+    for `(1, 2, 4, 4, 2, 1)` layer 4 gets layer 1 and layer 5 gets layer 0.
+    Other layers get None.
+    """
+    sources = []
+    for layer, scale in enumerate(scales):
+        source = None
+        if layer > 0 and scale < scales[layer - 1]:
+            same_scale = [j for j in range(layer - 1) if scales[j] == scale]
+            source = same_scale[-1] if same_scale else None
+        sources.append(source)
+    return tuple(sources)
+
+
+def _validate_scales(scales):
+    scales = tuple(scales)
+    if not scales or not all(isinstance(s, int) and s >= 1 for s in scales):
+        raise ValueError(
+            f"`scales` must be a non-empty sequence of positive int down factors. Received: scales={scales!r}"
+        )
+    for below, above in zip(scales, scales[1:]):
+        if max(below, above) % min(below, above):
+            raise ValueError(
+                "Consecutive `scales` must divide one another so that resampling is "
+                f"an integer pooling or upsampling. Received: scales={scales!r}"
+            )
+    return scales
+
+
+def _positive_int(name, value):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+    return value
+
+
+@keras_msrnn_export
+class MSStack(keras.Model):
+    """A recurrent spatiotemporal predictor, plain or multi-scale (MS-RNN).
+
+    The model embeds each frame with a 1x1 convolution, runs a stack of
+    recurrent cells once per time step and reads the prediction of the next
+    frame out with a 1x1 convolution (no output activation). Layer `l` works
+    at `1 / scales[l]` of the frame size: its input is max-pooled (going
+    down) or bilinearly upsampled (going up) from the layer below, and on the
+    way up the output of the earlier layer of the same scale is added
+    (U-Net-style additive skips). Every recurrent state stays at its layer's
+    scale. The spatiotemporal memory of the PredRNN family is resampled along
+    the same path without skips and carried from the top layer at step `t`
+    to the bottom layer at step `t + 1`. `scales=(1,) * L` is the plain
+    stack; the default `(1, 2, 4, 4, 2, 1)` is MS-RNN's mirror pyramid, which
+    costs about 0.44 of the plain stack's compute and activation memory.
+
+    Inputs are channels-last frames in `[0, 1]`,
+    `(batch, time, height, width, channels)`. `model.predict(context)`
+    forecasts `output_length` frames from the last `input_length` context
+    frames, feeding its own predictions back. For training, pass
+    `(context, future)`: with `training=True` the stack feeds true future
+    frames with the probabilities of its scheduled-sampling schedule, whose
+    step counter (`sampling_step`) lives in the model and advances once per
+    training call. Data sets yield `((context, future), future)` batches, so
+    `fit`, `evaluate` and `predict` work unchanged on every backend.
+
+    Args:
+        cell: str. Recurrent cell of every layer, one of
+            `keras_msrnn.cells.available_cells()`.
+        filters: int. Channels of every layer's hidden state and memory.
+            Defaults to 64.
+        scales: sequence of int. Down factor of each layer relative to the
+            frame; its length is the number of layers. Defaults to
+            `(1, 2, 4, 4, 2, 1)`.
+        kernel_size: int. Size of the cells' gate convolutions. Defaults to 3.
+        input_length: int. Context frames the model reads. Defaults to 10.
+        output_length: int. Frames it forecasts. Defaults to 10.
+        patch_size: int. Space-to-depth block size applied to frames before
+            the embedding (the OpenSTL / PredRNN protocol). Defaults to 1.
+        sampling: `keras_msrnn.models.SamplingSchedule` or one of `"linear"`,
+            `"teacher_forcing"`, `"free_running"`. Defaults to
+            `LinearSampling(decay_steps=10000)`.
+        reconstruction_loss_weight: float. When positive, the stack also adds
+            `weight * MSRNNLoss` over its predictions of context frames
+            `2 .. input_length` through `add_loss`. MS-RNN trains on all
+            `S - 1` predicted frames; with `weight = (input_length - 1) /
+            output_length` and `loss=MSRNNLoss()` the objective is that loss
+            times the constant `(S - 1) / output_length`. Defaults to 0.
+        cell_config: dict. Extra arguments of the cell class.
+        seed: int. Seed of the scheduled-sampling masks.
+        **kwargs: arguments of `keras.Model` (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: the context `(batch, time >= input_length, H, W, C)`, or a
+            tuple `(context, future)` with `future` holding at least
+            `output_length` true frames (used only when training).
+        training: bool. Whether scheduled sampling feeds true frames.
+
+    Returns:
+        The forecast `(batch, output_length, H, W, C)`.
+
+    Example:
+
+    ```python
+    model = keras_msrnn.MSStack(cell="predrnn", filters=64,
+                                input_length=10, output_length=10)
+    model.compile()          # Adam(3e-4) and the MS-RNN loss
+    model.fit(dataset)       # batches ((context, future), future)
+    forecast = model.predict(context)
+    plain = keras_msrnn.MSStack(cell="predrnn", scales=(1,) * 6)
+    ```
+
+    Reference:
+     - [Ma et al., MS-RNN](https://arxiv.org/abs/2206.03010)
+    """
+
+    def __init__(
+        self,
+        cell="predrnn",
+        filters=64,
+        scales=MSRNN_SCALES,
+        kernel_size=3,
+        input_length=10,
+        output_length=10,
+        patch_size=1,
+        sampling=None,
+        reconstruction_loss_weight=0.0,
+        cell_config=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        cell_class = get_cell_class(cell)
+        # === Config ===
+        self.cell = cell_class.cell_name
+        self.filters = _positive_int("filters", filters)
+        self.scales = _validate_scales(scales)
+        self.kernel_size = _positive_int("kernel_size", kernel_size)
+        self.input_length = _positive_int("input_length", input_length)
+        self.output_length = _positive_int("output_length", output_length)
+        self.patch_size = _positive_int("patch_size", patch_size)
+        self.sampling = get_schedule(sampling if sampling is not None else "linear")
+        if reconstruction_loss_weight < 0:
+            raise ValueError(
+                "`reconstruction_loss_weight` must be >= 0. "
+                f"Received: reconstruction_loss_weight={reconstruction_loss_weight!r}"
+            )
+        self.reconstruction_loss_weight = float(reconstruction_loss_weight)
+        self.cell_config = dict(cell_config or {})
+        self.seed = seed
+        self.skip_sources = skip_sources(self.scales)
+
+        # === Layers ===
+        self.embedding = keras.layers.Conv2D(
+            filters, 1, dtype=self.dtype_policy, name="embedding"
+        )
+        self.cells = [
+            cell_class.for_layer(
+                layer,
+                len(self.scales),
+                filters=filters,
+                kernel_size=kernel_size,
+                dtype=self.dtype_policy,
+                name=f"cell_{layer}",
+                **self.cell_config,
+            )
+            for layer in range(len(self.scales))
+        ]
+        self.uses_memory = self.cells[0].uses_memory
+        self.readout = None  # created in build(), once the frame channels are known
+        self.sampling_step = self.add_weight(
+            shape=(), dtype="int32", initializer="zeros", trainable=False, name="sampling_step"
+        )
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.frame_shape = None
+
+    # === Shapes and validation ===
+
+    @property
+    def num_layers(self):
+        return len(self.scales)
+
+    @property
+    def sequence_length(self):
+        return self.input_length + self.output_length
+
+    def layer_sizes(self, height, width):
+        """Spatial size `(h, w)` of every layer for frames of `height x width`."""
+        h, w = height // self.patch_size, width // self.patch_size
+        return [(h // s, w // s) for s in self.scales]
+
+    def _check_frame_shape(self, shape, what="frames"):
+        if len(shape) != 5:
+            raise ValueError(
+                f"MSStack expects {what} of rank 5 (batch, time, height, width, "
+                f"channels). Received {what} of shape {tuple(shape)}."
+            )
+        height, width, channels = shape[2:]
+        if self.frame_shape is not None and (height, width, channels) != self.frame_shape:
+            raise ValueError(
+                f"This MSStack was built for frames of (height, width, channels) = "
+                f"{self.frame_shape}. Received {what} of shape {tuple(shape)}."
+            )
+        divisor = max(self.scales) * self.patch_size
+        if height is None or width is None or height % divisor or width % divisor:
+            raise ValueError(
+                f"Frame height and width must be divisible by {divisor} (the largest "
+                f"down factor {max(self.scales)} times patch_size {self.patch_size}). "
+                f"Received {what} of shape {tuple(shape)}."
+            )
+        return height, width, channels
+
+    def _split_inputs(self, inputs):
+        if isinstance(inputs, (tuple, list)):
+            if len(inputs) != 2:
+                raise ValueError(
+                    "MSStack takes a context tensor or a tuple (context, future). "
+                    f"Received a sequence of {len(inputs)} items."
+                )
+            return inputs[0], inputs[1]
+        return inputs, None
+
+    def build(self, input_shape):
+        if isinstance(input_shape, (tuple, list)) and isinstance(input_shape[0], (tuple, list)):
+            input_shape = input_shape[0]
+        height, width, channels = self._check_frame_shape(tuple(input_shape), "context")
+        self.frame_shape = (height, width, channels)
+        depth = channels * self.patch_size**2
+        h, w = height // self.patch_size, width // self.patch_size
+        self.embedding.build((None, h, w, depth))
+        for cell, (cell_h, cell_w) in zip(self.cells, self.layer_sizes(height, width)):
+            cell.build((None, cell_h, cell_w, self.filters))
+        self.readout = keras.layers.Conv2D(depth, 1, dtype=self.dtype_policy, name="readout")
+        self.readout.build((None, h, w, self.filters))
+
+    def count_params(self):
+        """Number of model parameters (the sampling step counter is not one)."""
+        return sum(math.prod(w.shape) for w in self.weights if w is not self.sampling_step)
+
+    # === Forward pass ===
+
+    def call(self, inputs, training=False):
+        context, future = self._split_inputs(inputs)
+        self._check_frame_shape(context.shape, "context")
+        if context.shape[1] is not None and context.shape[1] < self.input_length:
+            raise ValueError(
+                f"The context must hold at least input_length={self.input_length} frames. "
+                f"Received context of shape {tuple(context.shape)}."
+            )
+        context = context[:, -self.input_length :]
+        frames = context
+        schedule = FreeRunning()
+        if training and future is not None:
+            self._check_frame_shape(future.shape, "future")
+            if future.shape[1] is not None and future.shape[1] < self.output_length:
+                raise ValueError(
+                    f"The future must hold at least output_length={self.output_length} "
+                    f"frames. Received future of shape {tuple(future.shape)}."
+                )
+            frames = ops.concatenate(
+                [context, ops.cast(future[:, : self.output_length - 1], context.dtype)], axis=1
+            )
+            schedule = self.sampling
+        probabilities = schedule.feed_probabilities(
+            self.sampling_step, self.input_length, self.output_length
+        )
+        if training and future is not None:
+            self.sampling_step.assign(self.sampling_step + 1)
+        predictions = self.rollout(frames, probabilities)
+        if self.reconstruction_loss_weight > 0 and self.input_length > 1:
+            reconstruction = predictions[:, : self.input_length - 1]
+            self.add_loss(
+                self.reconstruction_loss_weight
+                * ops.mean(msrnn_loss(context[:, 1:], reconstruction))
+            )
+        return predictions[:, self.input_length - 1 :]
+
+    def rollout(self, frames, feed_probabilities=None):
+        """Unrolls the stack over a sequence and returns every prediction.
+
+        Step `t` reads a frame and predicts frame `t + 1`; this is the
+        reference's `Model.forward`, and what the MS-RNN loss and the
+        parity tests see.
+
+        Args:
+            frames: tensor `(batch, T, H, W, C)` of true frames.
+            feed_probabilities: per step `t = 0 .. steps - 1`, the probability
+                of feeding the true frame `frames[:, t]` rather than the
+                previous prediction; Python 1.0 / 0.0 are static choices,
+                anything else draws a Bernoulli mask per sample. Defaults to
+                feeding the `input_length` context frames and then running
+                free for `output_length - 1` steps. Its length is the number
+                of steps.
+
+        Returns:
+            Tensor `(batch, steps, H, W, C)`; entry `t` predicts frame `t + 1`.
+        """
+        if feed_probabilities is None:
+            feed_probabilities = FreeRunning().feed_probabilities(
+                None, self.input_length, self.output_length
+            )
+        steps = len(feed_probabilities)
+        if _is_static(feed_probabilities[0], 0.0):
+            raise ValueError("The first step has no previous prediction: its feed probability must be 1.")
+        fed_steps = [t for t, p in enumerate(feed_probabilities) if not _is_static(p, 0.0)]
+        if frames.shape[1] is not None and fed_steps and frames.shape[1] <= fed_steps[-1]:
+            raise ValueError(
+                f"Step {fed_steps[-1]} may feed a true frame but only {frames.shape[1]} frames were given."
+            )
+        x = patch_frames(ops.cast(frames, self.compute_dtype), self.patch_size)
+        uniform = None
+        if any(not _is_static(p, 0.0) and not _is_static(p, 1.0) for p in feed_probabilities):
+            uniform = keras.random.uniform(
+                (ops.shape(x)[0], steps, 1, 1, 1), seed=self.seed_generator
+            )
+        states, memory = self._initial_states(x[:, 0])
+        prediction, predictions = None, []
+        for t, probability in enumerate(feed_probabilities):
+            if _is_static(probability, 1.0):
+                step_input = x[:, t]
+            elif _is_static(probability, 0.0):
+                step_input = prediction
+            else:
+                mask = ops.cast(uniform[:, t] < probability, self.compute_dtype)
+                step_input = mask * x[:, t] + (1.0 - mask) * prediction
+            prediction, states, memory = self._step(step_input, states, memory)
+            predictions.append(prediction)
+        return unpatch_frames(ops.stack(predictions, axis=1), self.patch_size)
+
+    def _initial_states(self, first_frame):
+        batch_size = ops.shape(first_frame)[0]
+        height, width = first_frame.shape[1:3]
+        states = [
+            cell.get_initial_state(batch_size, height // scale, width // scale)
+            for cell, scale in zip(self.cells, self.scales)
+        ]
+        memory = None
+        if self.uses_memory:
+            scale = self.scales[0]
+            memory = ops.zeros(
+                (batch_size, height // scale, width // scale, self.filters),
+                dtype=self.compute_dtype,
+            )
+        return states, memory
+
+    def _step(self, frame, states, memory):
+        """Advances every layer by one step; returns (prediction, states, memory)."""
+        x = self.embedding(frame)
+        outputs, new_states = [], []
+        for layer, cell in enumerate(self.cells):
+            if layer > 0:
+                x = rescale(outputs[-1], self.scales[layer - 1], self.scales[layer])
+                source = self.skip_sources[layer]
+                if source is not None:
+                    x = x + outputs[source]
+                if memory is not None:
+                    memory = rescale(memory, self.scales[layer - 1], self.scales[layer])
+            h, layer_states, memory = cell(x, states[layer], memory)
+            outputs.append(h)
+            new_states.append(layer_states)
+        if memory is not None:
+            memory = rescale(memory, self.scales[-1], self.scales[0])
+        return self.readout(outputs[-1]), new_states, memory
+
+    # === Training defaults ===
+
+    def compile(self, optimizer="auto", loss="auto", **kwargs):
+        """Configures training; `"auto"` picks MS-RNN's Adam(3e-4) and loss.
+
+        Args:
+            optimizer: a Keras optimizer or `"auto"` for `Adam(3e-4)`.
+            loss: a Keras loss or `"auto"` for `keras_msrnn.losses.MSRNNLoss()`.
+            **kwargs: further arguments of `keras.Model.compile`.
+        """
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(learning_rate=3e-4)
+        if loss == "auto":
+            loss = MSRNNLoss()
+        super().compile(optimizer=optimizer, loss=loss, **kwargs)
+
+    def compute_output_shape(self, input_shape):
+        if isinstance(input_shape, (tuple, list)) and isinstance(input_shape[0], (tuple, list)):
+            input_shape = input_shape[0]
+        return (input_shape[0], self.output_length) + tuple(input_shape[2:])
+
+    # === Serialization ===
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "cell": self.cell,
+                "filters": self.filters,
+                "scales": list(self.scales),
+                "kernel_size": self.kernel_size,
+                "input_length": self.input_length,
+                "output_length": self.output_length,
+                "patch_size": self.patch_size,
+                "sampling": keras.saving.serialize_keras_object(self.sampling),
+                "reconstruction_loss_weight": self.reconstruction_loss_weight,
+                "cell_config": self.cell_config,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+
+def _is_static(probability, value):
+    return isinstance(probability, (int, float)) and float(probability) == value
+

@@ -1,0 +1,6 @@
+"""Backend-agnostic building blocks that Keras core lacks."""
+
+from keras_msrnn.ops.patching import patch_frames, unpatch_frames
+from keras_msrnn.ops.resampling import downsample, rescale, upsample
+
+__all__ = ["downsample", "patch_frames", "rescale", "unpatch_frames", "upsample"]
