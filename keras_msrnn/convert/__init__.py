@@ -1,5 +1,5 @@
 """Import of checkpoints from other implementations."""
 
-from keras_msrnn.convert.msrnn import from_msrnn
+from keras_msrnn.convert.msrnn import from_msrnn, msrnn_variable, to_keras_layout, to_msrnn_layout
 
-__all__ = ["from_msrnn"]
+__all__ = ["from_msrnn", "msrnn_variable", "to_keras_layout", "to_msrnn_layout"]

@@ -64,12 +64,24 @@ def _target_layer(model, name):
     raise ValueError(f"Unknown MS-RNN parameter {name!r}.")
 
 
-def _keras_value(layer, kind, value):
-    if kind == "bias":
-        return layer.bias, value
-    # Conv2d (out, in, kh, kw) and ConvTranspose2d (in, out, kh, kw) both
-    # become Keras' (kh, kw, in, out) / (kh, kw, out, in) by this transpose.
-    return layer.kernel, np.transpose(value, (2, 3, 1, 0))
+def msrnn_variable(model, name):
+    """The Keras variable of `model` that holds the reference parameter `name`."""
+    layer, kind = _target_layer(model, name)
+    return layer.bias if kind == "bias" else layer.kernel
+
+
+def to_keras_layout(value):
+    """Reference layout -> Keras layout of one parameter.
+
+    Conv2d (out, in, kh, kw) and ConvTranspose2d (in, out, kh, kw) both become
+    Keras' (kh, kw, in, out) / (kh, kw, out, in) by the same transpose.
+    """
+    return np.transpose(value, (2, 3, 1, 0)) if value.ndim == 4 else value
+
+
+def to_msrnn_layout(value):
+    """Keras layout -> reference layout of one parameter (inverse of `to_keras_layout`)."""
+    return np.transpose(value, (3, 2, 0, 1)) if value.ndim == 4 else value
 
 
 def from_msrnn(
@@ -147,7 +159,7 @@ def from_msrnn(
     model.build((None, input_length, frame_shape[0], frame_shape[1], channels))
     assigned = set()
     for name, value in state_dict.items():
-        variable, keras_value = _keras_value(*_target_layer(model, name), value)
+        variable, keras_value = msrnn_variable(model, name), to_keras_layout(value)
         if tuple(variable.shape) != keras_value.shape:
             raise ValueError(
                 f"Parameter {name!r} has shape {value.shape}, which does not fit "

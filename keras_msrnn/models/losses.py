@@ -6,6 +6,11 @@ from keras import ops
 from keras_msrnn.api_export import keras_msrnn_export
 
 
+def _frame_errors(y_true, y_pred):
+    y_pred = ops.convert_to_tensor(y_pred)
+    return y_pred - ops.convert_to_tensor(y_true, dtype=y_pred.dtype)
+
+
 def _frame_sum(values):
     """Sums `(B, T, H, W, C)` over each frame's pixels, giving `(B, T)`."""
     return ops.sum(values, axis=(2, 3, 4))
@@ -13,12 +18,12 @@ def _frame_sum(values):
 
 def frame_mse(y_true, y_pred):
     """Per-frame sum of squared errors, `(B, T)`: the field's "MSE per frame"."""
-    return _frame_sum(ops.square(y_pred - y_true))
+    return _frame_sum(ops.square(_frame_errors(y_true, y_pred)))
 
 
 def frame_mae(y_true, y_pred):
     """Per-frame sum of absolute errors, `(B, T)`: the field's "MAE per frame"."""
-    return _frame_sum(ops.abs(y_pred - y_true))
+    return _frame_sum(ops.abs(_frame_errors(y_true, y_pred)))
 
 
 def msrnn_loss(y_true, y_pred):

@@ -1,0 +1,43 @@
+import os
+from pathlib import Path
+
+import keras
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE_DIR = Path(
+    os.environ.get("KERAS_MSRNN_REFERENCE_DIR", REPO.parent / "shared" / "reference" / "msrnn")
+)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-large", action="store_true", help="run slow checks (training, benchmarks)")
+
+
+def pytest_configure(config):
+    keras.config.disable_traceback_filtering()
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-large"):
+        return
+    skip = pytest.mark.skip(reason="large check: run with --run-large")
+    for item in items:
+        if "large" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def reference_dir():
+    if not REFERENCE_DIR.is_dir():
+        pytest.fail(
+            f"Reference outputs not found at {REFERENCE_DIR}; set KERAS_MSRNN_REFERENCE_DIR."
+        )
+    return REFERENCE_DIR
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_state():
+    keras.utils.set_random_seed(0)
+    yield
+    keras.backend.clear_session()

@@ -1,0 +1,45 @@
+"""The authors' reference goldens (`shared/reference/msrnn`) and how to load them."""
+
+import json
+
+import numpy as np
+
+from keras_msrnn.convert import from_msrnn
+
+# golden file -> (cell, multi-scale)
+REFERENCE_MODELS = {
+    "convlstm": ("convlstm", False),
+    "ms_convlstm": ("convlstm", True),
+    "predrnn": ("predrnn", False),
+    "ms_predrnn": ("predrnn", True),
+}
+
+
+class Reference:
+    def __init__(self, directory, name):
+        self.name = name
+        self.arrays = np.load(directory / f"{name}.npz")
+        self.meta = json.load(open(directory / f"{name}.json"))
+        self.config = self.meta["config"]
+        self.state_dict = {
+            k[len("param/") :]: self.arrays[k] for k in self.arrays if k.startswith("param/")
+        }
+        self.cell, self.multi_scale = REFERENCE_MODELS[name]
+
+    def __getitem__(self, key):
+        return self.arrays[key]
+
+    @property
+    def steps(self):
+        return self.config["seq_len_S"] - 1
+
+    def model(self, **kwargs):
+        return from_msrnn(
+            self.state_dict,
+            cell=self.cell,
+            multi_scale=self.multi_scale,
+            frame_shape=(self.config["height"], self.config["width"]),
+            input_length=self.config["in_len"],
+            output_length=self.config["out_len"],
+            **kwargs,
+        )
