@@ -312,6 +312,8 @@ class MSStack(keras.Model):
         Returns:
             Tensor `(batch, steps, H, W, C)`; entry `t` predicts frame `t + 1`.
         """
+        if not self.built:
+            self.build(tuple(frames.shape))
         if feed_probabilities is None:
             feed_probabilities = FreeRunning().feed_probabilities(
                 None, self.input_length, self.output_length
