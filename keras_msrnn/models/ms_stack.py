@@ -397,6 +397,13 @@ class MSStack(keras.Model):
             loss = MSRNNLoss()
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
 
+    def compile_from_config(self, config):
+        # Keras skips compile() on load for models that override it; ours
+        # only fills in defaults, so the saved arguments apply unchanged.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def compute_output_shape(self, input_shape):
         if isinstance(input_shape, (tuple, list)) and isinstance(input_shape[0], (tuple, list)):
             input_shape = input_shape[0]

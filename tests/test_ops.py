@@ -1,0 +1,58 @@
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_msrnn.ops import downsample, patch_frames, rescale, unpatch_frames, upsample
+
+
+def numpy_reshape_patch(frames, p):
+    """PredRNN's core/utils/preprocess.py::reshape_patch, in numpy."""
+    b, t, h, w, c = frames.shape
+    x = frames.reshape(b, t, h // p, p, w // p, p, c).transpose(0, 1, 2, 4, 3, 5, 6)
+    return x.reshape(b, t, h // p, w // p, p * p * c)
+
+
+def numpy_bilinear_upsample(x, factor):
+    """PyTorch's bilinear Upsample with align_corners=False on (B, H, W, C)."""
+
+    def axis_weights(size):
+        source = (np.arange(size * factor) + 0.5) / factor - 0.5
+        source = np.clip(source, 0, None)
+        low = np.minimum(np.floor(source).astype(int), size - 1)
+        high = np.minimum(low + 1, size - 1)
+        frac = source - low
+        return low, high, frac
+
+    rl, rh, rf = axis_weights(x.shape[1])
+    cl, ch, cf = axis_weights(x.shape[2])
+    rows = x[:, rl] * (1 - rf)[None, :, None, None] + x[:, rh] * rf[None, :, None, None]
+    return rows[:, :, cl] * (1 - cf)[None, None, :, None] + rows[:, :, ch] * cf[None, None, :, None]
+
+
+@pytest.mark.parametrize("p, channels", [(2, 1), (4, 3)])
+def test_patching_matches_reshape_patch_and_inverts(p, channels):
+    frames = np.random.default_rng(0).random((2, 3, 8, 16, channels), "float32")
+    patches = ops.convert_to_numpy(patch_frames(frames, p))
+    np.testing.assert_array_equal(patches, numpy_reshape_patch(frames, p))
+    np.testing.assert_array_equal(ops.convert_to_numpy(unpatch_frames(patches, p)), frames)
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_upsample_is_half_pixel_bilinear(factor):
+    x = np.random.default_rng(1).random((2, 5, 3, 4), "float32")
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(upsample(x, factor)), numpy_bilinear_upsample(x, factor), atol=1e-6
+    )
+
+
+def test_downsample_is_floor_max_pooling():
+    x = np.random.default_rng(2).random((1, 5, 6, 2), "float32")
+    expected = x[:, :4].reshape(1, 2, 2, 3, 2, 2).max(axis=(2, 4))
+    np.testing.assert_array_equal(ops.convert_to_numpy(downsample(x, 2)), expected)
+
+
+def test_rescale_picks_the_direction():
+    x = np.random.default_rng(3).random((1, 8, 8, 1), "float32")
+    assert tuple(rescale(x, 1, 4).shape) == (1, 2, 2, 1)
+    assert tuple(rescale(x, 4, 2).shape) == (1, 16, 16, 1)
+    assert rescale(x, 2, 2) is x
