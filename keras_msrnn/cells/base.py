@@ -117,7 +117,10 @@ class RecurrentCell(keras.layers.Layer):
         """
         layer = getattr(self, path.lstrip("_").replace(".", "_"), None)
         if not isinstance(layer, keras.layers.Layer):
-            raise ValueError(f"{type(self).__name__} has no parameter {path!r}.")
+            raise ValueError(
+                f"{type(self).__name__} has no parameter {path!r}; is the checkpoint's "
+                f"cell {self.cell_name!r}?"
+            )
         return layer
 
     def state_shape(self, input_shape):
