@@ -12,6 +12,8 @@ REFERENCE_MODELS = {
     "ms_convlstm": ("convlstm", True),
     "predrnn": ("predrnn", False),
     "ms_predrnn": ("predrnn", True),
+    "predrnn_pp": ("predrnn++", False),
+    "ms_predrnn_pp": ("predrnn++", True),
 }
 
 

@@ -4,11 +4,11 @@ from keras import ops
 
 from keras_msrnn import cells
 
-CELL_CLASSES = [cells.ConvLSTMCell, cells.PredRNNCell]
+CELL_CLASSES = [cells.ConvLSTMCell, cells.PredRNNCell, cells.PredRNNPPCell]
 
 
 def test_available_cells():
-    assert cells.available_cells() == ["convlstm", "predrnn"]
+    assert {"convlstm", "predrnn", "predrnn++"} <= set(cells.available_cells())
     assert cells.get_cell_class("PredRNN") is cells.PredRNNCell
 
 
@@ -19,9 +19,12 @@ def test_config_round_trip(cell_class):
     assert restored.get_config() == cell.get_config()
 
 
-@pytest.mark.parametrize("cell_class", CELL_CLASSES)
-def test_one_step_on_its_own(cell_class):
-    cell = cell_class(filters=6)
+@pytest.mark.parametrize(
+    "cell_class, options",
+    [(cell_class, {}) for cell_class in CELL_CLASSES] + [(cells.PredRNNPPCell, {"gradient_highway": True})],
+)
+def test_one_step_on_its_own(cell_class, options):
+    cell = cell_class(filters=6, **options)
     x = np.random.default_rng(0).random((2, 8, 12, 3), "float32")
     states = cell.get_initial_state(2, 8, 12)
     memory = ops.ones((2, 8, 12, 6)) if cell.uses_memory else None

@@ -73,6 +73,7 @@ def test_predict_on_any_frame_size_divisible_by_the_largest_factor():
     "kwargs, message",
     [
         (dict(cell="lstm"), "Unknown cell 'lstm'. Available cells: convlstm, predrnn"),
+        (dict(cell=None), "Unknown cell None"),
         (dict(scales=(1, 3, 2)), "Consecutive `scales` must divide one another"),
         (dict(scales=()), "non-empty sequence of positive int"),
         (dict(filters=0), "`filters` must be a positive int"),

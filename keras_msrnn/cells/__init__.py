@@ -3,10 +3,12 @@
 from keras_msrnn.cells.base import RecurrentCell, available_cells, get_cell_class, register_cell
 from keras_msrnn.cells.convlstm import ConvLSTMCell
 from keras_msrnn.cells.predrnn import PredRNNCell
+from keras_msrnn.cells.predrnn_pp import PredRNNPPCell
 
 __all__ = [
     "ConvLSTMCell",
     "PredRNNCell",
+    "PredRNNPPCell",
     "RecurrentCell",
     "available_cells",
     "get_cell_class",

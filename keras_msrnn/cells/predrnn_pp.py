@@ -1,0 +1,112 @@
+"""PredRNN++: the Causal LSTM with a Gradient Highway Unit (Wang et al., 2018)."""
+
+from keras import ops
+
+from keras_msrnn.api_export import keras_msrnn_export
+from keras_msrnn.cells.base import RecurrentCell, gates, register_cell
+
+GRADIENT_HIGHWAY_LAYER = 1
+
+
+@keras_msrnn_export
+@register_cell("predrnn++")
+class PredRNNPPCell(RecurrentCell):
+    """Causal LSTM, the cell of PredRNN++, with an optional Gradient Highway Unit.
+
+    The Causal LSTM cascades the temporal memory `c` into the spatiotemporal
+    memory `m`:
+
+    - `[i, f, g] = W_1 * [x, h, c]`; `c' = σ(f)c + σ(i)tanh(g)`
+    - `[i', f', g'] = W_2 * [x, c', m]`;
+      `m' = σ(f')tanh(W_m1x1 * m) + σ(i')tanh(g')`
+    - `o = tanh(W_3 * [x, c', m'])` (tanh, and `h` is not used, as in the
+      reference); `h' = o tanh(W_1x1 * [c', m'])`
+
+    In the layer with `gradient_highway=True` (the second layer of a stack,
+    as in the reference) the Gradient Highway Unit runs first and replaces the
+    input: `[p, s] = W_xz * x + W_zz * z`, `z' = σ(s)tanh(p) + (1 - σ(s))z`,
+    `x <- z'`; `z` is then one more recurrent state. Every layer owns the two
+    GHU convolutions, as in the reference, so parameter counts match even
+    though only one layer uses them.
+
+    Args:
+        filters: int. Channels of `h`, `c`, `m` and `z`.
+        kernel_size: int. Size of the gate convolutions. Defaults to 3.
+        gradient_highway: bool. Whether this layer runs the GHU.
+        **kwargs: see `keras_msrnn.cells.RecurrentCell`.
+
+    Call arguments:
+        inputs: tensor `(batch, height, width, channels)`.
+        states: tuple `(h, c)`, or `(h, c, z)` with the gradient highway.
+        memory: the spatiotemporal memory `(batch, height, width, filters)`.
+
+    Returns:
+        `(h', states', m')`.
+
+    Example:
+
+    ```python
+    model = keras_msrnn.MSStack(cell="predrnn++", filters=64)
+    ```
+
+    Reference:
+     - [Wang et al., 2018](https://arxiv.org/abs/1804.06300)
+     - [Ma et al., MS-RNN](https://arxiv.org/abs/2206.03010)
+    """
+
+    uses_memory = True
+
+    def __init__(self, filters, kernel_size=3, gradient_highway=False, **kwargs):
+        super().__init__(filters, kernel_size, **kwargs)
+        self.gradient_highway = bool(gradient_highway)
+        self.conv_x = self.make_conv(2 * filters, name="conv_x")
+        self.conv_z = self.make_conv(2 * filters, name="conv_z")
+        self.conv_x_h_c = self.make_conv(3 * filters, name="conv_x_h_c")
+        self.conv_x_c_m = self.make_conv(3 * filters, name="conv_x_c_m")
+        self.conv_m = self.make_conv(filters, kernel_size=1, name="conv_m")
+        self.conv_o = self.make_conv(filters, name="conv_o")
+        self.conv_c_m = self.make_conv(filters, kernel_size=1, name="conv_c_m")
+
+    @property
+    def state_names(self):
+        return ("h", "c", "z") if self.gradient_highway else ("h", "c")
+
+    @classmethod
+    def for_layer(cls, layer_index, num_layers, **config):
+        config.setdefault("gradient_highway", layer_index == GRADIENT_HIGHWAY_LAYER)
+        return cls(**config)
+
+    def build(self, input_shape):
+        state_shape = self.state_shape(input_shape)
+        with_two_states = state_shape[:-1] + (input_shape[-1] + 2 * self.filters,)
+        self.conv_x.build(input_shape)
+        self.conv_z.build(state_shape)
+        if self.gradient_highway:  # the highway's output replaces the input
+            input_shape = state_shape
+            with_two_states = state_shape[:-1] + (3 * self.filters,)
+        self.conv_x_h_c.build(with_two_states)
+        self.conv_x_c_m.build(with_two_states)
+        self.conv_o.build(with_two_states)
+        self.conv_m.build(state_shape)
+        self.conv_c_m.build(state_shape[:-1] + (2 * self.filters,))
+
+    def call(self, inputs, states, memory=None):
+        h, c = states[:2]
+        if self.gradient_highway:
+            p, s = gates(self.conv_x(inputs) + self.conv_z(states[2]), 2)
+            s = ops.sigmoid(s)
+            z = s * ops.tanh(p) + (1.0 - s) * states[2]
+            inputs = z
+        i, f, g = gates(self.conv_x_h_c(ops.concatenate([inputs, h, c], axis=-1)), 3)
+        c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
+        i_m, f_m, g_m = gates(self.conv_x_c_m(ops.concatenate([inputs, c, memory], axis=-1)), 3)
+        memory = ops.sigmoid(f_m) * ops.tanh(self.conv_m(memory)) + ops.sigmoid(i_m) * ops.tanh(g_m)
+        o = ops.tanh(self.conv_o(ops.concatenate([inputs, c, memory], axis=-1)))
+        h = o * ops.tanh(self.conv_c_m(ops.concatenate([c, memory], axis=-1)))
+        new_states = (h, c, z) if self.gradient_highway else (h, c)
+        return h, new_states, memory
+
+    def get_config(self):
+        config = super().get_config()
+        config["gradient_highway"] = self.gradient_highway
+        return config
