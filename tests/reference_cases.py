@@ -14,6 +14,8 @@ REFERENCE_MODELS = {
     "ms_predrnn": ("predrnn", True),
     "predrnn_pp": ("predrnn++", False),
     "ms_predrnn_pp": ("predrnn++", True),
+    "mim": ("mim", False),
+    "ms_mim": ("mim", True),
 }
 
 

@@ -4,11 +4,11 @@ from keras import ops
 
 from keras_msrnn import cells
 
-CELL_CLASSES = [cells.ConvLSTMCell, cells.PredRNNCell, cells.PredRNNPPCell]
+CELL_CLASSES = [cells.ConvLSTMCell, cells.PredRNNCell, cells.PredRNNPPCell, cells.MIMCell]
 
 
 def test_available_cells():
-    assert {"convlstm", "predrnn", "predrnn++"} <= set(cells.available_cells())
+    assert {"convlstm", "mim", "predrnn", "predrnn++"} <= set(cells.available_cells())
     assert cells.get_cell_class("PredRNN") is cells.PredRNNCell
 
 

@@ -2,11 +2,13 @@
 
 from keras_msrnn.cells.base import RecurrentCell, available_cells, get_cell_class, register_cell
 from keras_msrnn.cells.convlstm import ConvLSTMCell
+from keras_msrnn.cells.mim import MIMCell
 from keras_msrnn.cells.predrnn import PredRNNCell
 from keras_msrnn.cells.predrnn_pp import PredRNNPPCell
 
 __all__ = [
     "ConvLSTMCell",
+    "MIMCell",
     "PredRNNCell",
     "PredRNNPPCell",
     "RecurrentCell",

@@ -64,6 +64,10 @@ class RecurrentCell(keras.layers.Layer):
 
     state_names = ()
     uses_memory = False
+    # "previous_layer_output": the cell also takes `previous_input`, the
+    # previous step's output of the layer below at this layer's scale
+    # (None in the first layer), as MIM's difference input.
+    difference_input = None
     cell_name = None
 
     def __init__(

@@ -374,7 +374,13 @@ class MSStack(keras.Model):
                     x = x + outputs[source]
                 if memory is not None:
                     memory = rescale(memory, self.scales[layer - 1], self.scales[layer])
-            h, layer_states, memory = cell(x, states[layer], memory)
+            extra = {}
+            if cell.difference_input == "previous_layer_output" and layer > 0:
+                previous_output = states[layer - 1][0]
+                extra["previous_input"] = rescale(
+                    previous_output, self.scales[layer - 1], self.scales[layer]
+                )
+            h, layer_states, memory = cell(x, states[layer], memory, **extra)
             outputs.append(h)
             new_states.append(layer_states)
         if memory is not None:
