@@ -16,6 +16,8 @@ REFERENCE_MODELS = {
     "ms_predrnn_pp": ("predrnn++", True),
     "mim": ("mim", False),
     "ms_mim": ("mim", True),
+    "predrnn_v2": ("predrnn_v2", False),
+    "ms_predrnn_v2": ("predrnn_v2", True),
 }
 
 
@@ -36,6 +38,10 @@ class Reference:
     @property
     def steps(self):
         return self.config["seq_len_S"] - 1
+
+    @property
+    def decoupling_weight(self):
+        return self.config["decouple_loss_weight"] or 0.0
 
     def model(self, **kwargs):
         return from_msrnn(

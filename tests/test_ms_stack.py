@@ -1,3 +1,5 @@
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -6,7 +8,7 @@ from keras import ops
 import keras_msrnn
 from keras_msrnn import MSStack
 from keras_msrnn.losses import msrnn_loss
-from keras_msrnn.models import FreeRunning, LinearSampling, TeacherForcing
+from keras_msrnn.models import EpochReverseSampling, LinearSampling, ReverseSampling, TeacherForcing
 from keras_msrnn.models.ms_stack import skip_sources
 
 TINY = dict(filters=4, scales=(1, 2, 1), input_length=3, output_length=2)
@@ -72,7 +74,7 @@ def test_predict_on_any_frame_size_divisible_by_the_largest_factor():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(cell="lstm"), "Unknown cell 'lstm'. Available cells: convlstm, predrnn"),
+        (dict(cell="lstm"), "Unknown cell 'lstm'. Available cells: convlstm, mim, predrnn, predrnn++, predrnn_v2"),
         (dict(cell=None), "Unknown cell None"),
         (dict(scales=(1, 3, 2)), "Consecutive `scales` must divide one another"),
         (dict(scales=()), "non-empty sequence of positive int"),
@@ -81,12 +83,13 @@ def test_predict_on_any_frame_size_divisible_by_the_largest_factor():
         (dict(kernel_size=4), "`kernel_size` must be a positive odd int"),
         (dict(sampling="cosine"), "Unknown sampling schedule 'cosine'"),
         (dict(reconstruction_loss_weight=-1.0), "`reconstruction_loss_weight` must be >= 0"),
+        (dict(decoupling_reduction="sum"), "`decoupling_reduction` must be one of"),
     ],
 )
 def test_bad_configuration_is_rejected(kwargs, message):
     config = dict(cell="convlstm", **TINY)
     config.update(kwargs)
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         MSStack(**config)
 
 
@@ -193,7 +196,7 @@ def test_teacher_forcing_and_free_running_schedules():
 def test_reconstruction_loss_covers_context_frames_through_add_loss():
     model = MSStack(cell="predrnn", reconstruction_loss_weight=0.5, **TINY)
     context = frames(time=3)
-    model(context)
+    model((context, frames(time=2, seed=9)))
     expected = 0.5 * np.mean(
         numpy(msrnn_loss(context[:, 1:], model.rollout(context)[:, :2]))
     )
@@ -244,3 +247,47 @@ def test_mixed_bfloat16_trains_without_nan():
     assert model.cells[0].conv_x2h.compute_dtype == "bfloat16"
     assert all(np.isfinite(history.history["loss"]))
     assert np.all(np.isfinite(numpy(model.predict(sequences[:, :3], verbose=0)).astype("float32")))
+
+
+def _values(probabilities):
+    return [float(numpy(p)) for p in probabilities]
+
+
+def test_reverse_sampling_per_iteration_follows_predrnn_v2():
+    schedule = ReverseSampling(start_step=10, end_step=20, exp_alpha=5.0)
+    assert _values(schedule.feed_probabilities(0, 3, 3)) == [1.0, 0.5, 0.5, 0.5, 0.5]
+    middle = _values(schedule.feed_probabilities(15, 3, 3))
+    np.testing.assert_allclose(middle, [1.0] + [1 - 0.5 * np.exp(-1.0)] * 2 + [0.25] * 2, rtol=1e-6)
+    assert _values(schedule.feed_probabilities(20, 3, 3)) == [1.0, 1.0, 1.0, 0.0, 0.0]
+
+
+def test_reverse_sampling_per_epoch_follows_the_msrnn_code():
+    schedule = EpochReverseSampling(epochs=6, steps_per_epoch=10)  # start 2, end 4, alpha 0.4
+    assert _values(schedule.feed_probabilities(9, 2, 2)) == [1.0, 0.5, 0.5]  # epoch 1
+    np.testing.assert_allclose(
+        _values(schedule.feed_probabilities(15, 2, 2)), [1.0, 0.5, 0.5], rtol=1e-6
+    )  # epoch 2 = start
+    np.testing.assert_allclose(
+        _values(schedule.feed_probabilities(25, 2, 2)), [1.0, 1 - 0.5 * np.exp(-2.5), 0.25], rtol=1e-6
+    )  # epoch 3
+    assert _values(schedule.feed_probabilities(59, 2, 2)) == [1.0, 1.0, 0.0]  # epoch 6 = test time
+
+
+def test_predrnn_v2_adds_the_decoupling_loss_when_targets_are_given():
+    model = MSStack(cell="predrnn_v2", decoupling_loss_weight=0.1, decoupling_reduction="mean", **TINY)
+    context, future = frames(time=3), frames(time=2, seed=4)
+    model(context)
+    assert model.losses == []  # inference computes no loss terms
+    model((context, future))
+    _, raw = model.rollout(context, return_decoupling=True)
+    assert tuple(raw.shape) == (4, 3, 2, 4)
+    np.testing.assert_allclose(float(numpy(model.losses[0])), 0.1 * float(np.mean(numpy(raw))), rtol=1e-5)
+
+
+def test_predrnn_v2_trains_with_reverse_sampling():
+    sequences = _bouncing_square(batch=4, time=5)
+    model = MSStack(cell="predrnn_v2", sampling=ReverseSampling(1, 3, 1.0), **TINY)
+    model.compile()
+    history = model.fit((sequences[:, :3], sequences[:, 3:]), sequences[:, 3:], batch_size=2, epochs=2, verbose=0)
+    assert all(np.isfinite(history.history["loss"]))
+    assert int(numpy(model.sampling_step)) == 4

@@ -13,6 +13,18 @@ from tests.reference_cases import REFERENCE_MODELS, Reference
 pytestmark = pytest.mark.parametrize("name", sorted(REFERENCE_MODELS))
 
 
+def _rollout_and_loss(model, reference, frames, probabilities):
+    """Predictions and the reference's training loss (with PredRNN-V2's term)."""
+    if model.adapter is None:
+        predictions = model.rollout(frames, probabilities)
+        decoupling = 0.0
+    else:
+        predictions, raw = model.rollout(frames, probabilities, return_decoupling=True)
+        decoupling = model.decoupling_loss(raw)
+    loss = ops.mean(msrnn_loss(frames[:, 1:], predictions)) + reference.decoupling_weight * decoupling
+    return predictions, loss
+
+
 def _teacher_forced(reference):
     return [1.0] * reference.steps
 
@@ -52,10 +64,8 @@ def test_losses(reference_dir, name):
     frames = reference["input_nhwc"]
     targets = frames[:, 1:]
     for mode, probabilities in (("test", None), ("tf", _teacher_forced(reference))):
-        predictions = model.rollout(frames, probabilities)
-        np.testing.assert_allclose(
-            _mean(msrnn_loss(targets, predictions)), reference[f"loss_{mode}"], rtol=1e-5
-        )
+        predictions, loss = _rollout_and_loss(model, reference, frames, probabilities)
+        np.testing.assert_allclose(float(ops.convert_to_numpy(loss)), reference[f"loss_{mode}"], rtol=1e-5)
         np.testing.assert_allclose(
             _mean(frame_mse(targets, predictions)), reference[f"mse_{mode}"], rtol=1e-5
         )
@@ -79,8 +89,7 @@ def test_gradients_reach_every_weight_as_in_reference(reference_dir, name):
     assert len({id(v) for v in variables}) == len(model.trainable_weights)
 
     def loss():
-        predictions = model.rollout(frames, _teacher_forced(reference))
-        return ops.mean(msrnn_loss(frames[:, 1:], predictions))
+        return _rollout_and_loss(model, reference, frames, _teacher_forced(reference))[1]
 
     for parameter, grad in zip(names, gradients(loss, variables)):
         expected = reference[f"grad/{parameter}"]
@@ -90,3 +99,20 @@ def test_gradients_reach_every_weight_as_in_reference(reference_dir, name):
             continue
         error = np.linalg.norm(actual - expected) / np.linalg.norm(expected)
         assert error < 1e-4, f"{parameter}: relative gradient error {error:.2e}"
+
+
+def test_decoupling_terms(reference_dir, name):
+    reference = Reference(reference_dir, name)
+    model = reference.model()
+    if model.adapter is None:
+        with pytest.raises(ValueError, match="Only cells that return memory increments"):
+            model.rollout(reference["input_nhwc"], return_decoupling=True)
+        return
+    for mode, probabilities in (("test", None), ("tf", _teacher_forced(reference))):
+        _, raw = model.rollout(reference["input_nhwc"], probabilities, return_decoupling=True)
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(raw), reference[f"decouple_raw_{mode}"], rtol=1e-4, atol=1e-6
+        )
+        np.testing.assert_allclose(
+            float(ops.convert_to_numpy(model.decoupling_loss(raw))), reference[f"decouple_{mode}"], rtol=1e-5
+        )

@@ -3,7 +3,7 @@
 from keras_msrnn.cells.base import RecurrentCell, available_cells, get_cell_class, register_cell
 from keras_msrnn.cells.convlstm import ConvLSTMCell
 from keras_msrnn.cells.mim import MIMCell
-from keras_msrnn.cells.predrnn import PredRNNCell
+from keras_msrnn.cells.predrnn import PredRNNCell, PredRNNV2Cell
 from keras_msrnn.cells.predrnn_pp import PredRNNPPCell
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "MIMCell",
     "PredRNNCell",
     "PredRNNPPCell",
+    "PredRNNV2Cell",
     "RecurrentCell",
     "available_cells",
     "get_cell_class",

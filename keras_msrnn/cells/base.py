@@ -68,6 +68,9 @@ class RecurrentCell(keras.layers.Layer):
     # previous step's output of the layer below at this layer's scale
     # (None in the first layer), as MIM's difference input.
     difference_input = None
+    # True: `call` returns a fourth output, the memory increments (Δc, Δm)
+    # that PredRNN-V2's decoupling loss compares.
+    returns_increments = False
     cell_name = None
 
     def __init__(

@@ -3,7 +3,7 @@
 from keras import ops
 
 from keras_msrnn.api_export import keras_msrnn_export
-from keras_msrnn.cells.base import RecurrentCell, gates, lstm_update, register_cell
+from keras_msrnn.cells.base import RecurrentCell, gates, register_cell
 
 
 @keras_msrnn_export
@@ -69,12 +69,62 @@ class PredRNNCell(RecurrentCell):
             conv.build(state_shape)
         self.conv_c_m.build(state_shape[:-1] + (2 * self.filters,))
 
-    def call(self, inputs, states, memory=None):
+    def st_lstm(self, inputs, states, memory):
+        """One ST-LSTM update; returns `(h', c', m', Δc, Δm)`."""
         h, c = states
         i, f, g, o = gates(self.conv_x2h(inputs) + self.conv_h2h(h), 4)
-        c = lstm_update(c, i, f, g)
+        delta_c = ops.sigmoid(i) * ops.tanh(g)
+        c = ops.sigmoid(f) * c + delta_c
         i_m, f_m, g_m = gates(self.conv_x2h_m(inputs) + self.conv_m2h_m(memory), 3)
-        memory = lstm_update(memory, i_m, f_m, g_m)
+        delta_m = ops.sigmoid(i_m) * ops.tanh(g_m)
+        memory = ops.sigmoid(f_m) * memory + delta_m
         o = ops.sigmoid(o + self.conv_c2o(c) + self.conv_m2o(memory))
         h = o * ops.tanh(self.conv_c_m(ops.concatenate([c, memory], axis=-1)))
+        return h, c, memory, delta_c, delta_m
+
+    def call(self, inputs, states, memory=None):
+        h, c, memory, _, _ = self.st_lstm(inputs, states, memory)
         return h, (h, c), memory
+
+
+@keras_msrnn_export
+@register_cell("predrnn_v2")
+class PredRNNV2Cell(PredRNNCell):
+    """PredRNN-V2's cell: the ST-LSTM that also returns its memory increments.
+
+    The equations are PredRNN's. The cell returns the increments
+    `Δc = σ(i)tanh(g)` and `Δm = σ(i')tanh(g')` as a fourth output, from
+    which `MSStack` computes PredRNN-V2's decoupling loss with a shared 1x1
+    adapter (`MSStack(decoupling_loss_weight=..., decoupling_reduction=...)`).
+    Train it with reverse scheduled sampling
+    (`keras_msrnn.models.ReverseSampling` or `EpochReverseSampling`).
+
+    Args:
+        filters: int. Channels of `h`, `c` and `m`.
+        kernel_size: int. Size of the gate convolutions. Defaults to 3.
+        **kwargs: see `keras_msrnn.cells.RecurrentCell`.
+
+    Call arguments:
+        inputs, states, memory: as `PredRNNCell`.
+
+    Returns:
+        `(h', (h', c'), m', (Δc, Δm))`.
+
+    Example:
+
+    ```python
+    model = keras_msrnn.MSStack(
+        cell="predrnn_v2",
+        sampling=keras_msrnn.models.ReverseSampling(25000, 50000, 5000))
+    ```
+
+    Reference:
+     - [Wang et al., PredRNN, TPAMI 2022](https://arxiv.org/abs/2103.09504)
+     - [Ma et al., MS-RNN](https://arxiv.org/abs/2206.03010)
+    """
+
+    returns_increments = True
+
+    def call(self, inputs, states, memory=None):
+        h, c, memory, delta_c, delta_m = self.st_lstm(inputs, states, memory)
+        return h, (h, c), memory, (delta_c, delta_m)

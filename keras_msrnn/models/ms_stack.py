@@ -13,6 +13,7 @@ from keras_msrnn.ops.patching import patch_frames, unpatch_frames
 from keras_msrnn.ops.resampling import rescale
 
 MSRNN_SCALES = (1, 2, 4, 4, 2, 1)
+DECOUPLING_REDUCTIONS = ("msrnn", "mean")
 
 
 def skip_sources(scales):
@@ -97,12 +98,19 @@ class MSStack(keras.Model):
         sampling: `keras_msrnn.models.SamplingSchedule` or one of `"linear"`,
             `"teacher_forcing"`, `"free_running"`. Defaults to
             `LinearSampling(decay_steps=10000)`.
-        reconstruction_loss_weight: float. When positive, the stack also adds
+        reconstruction_loss_weight: float. When positive and the model is
+            called with `(context, future)`, the stack also adds
             `weight * MSRNNLoss` over its predictions of context frames
             `2 .. input_length` through `add_loss`. MS-RNN trains on all
             `S - 1` predicted frames; with `weight = (input_length - 1) /
             output_length` and `loss=MSRNNLoss()` the objective is that loss
             times the constant `(S - 1) / output_length`. Defaults to 0.
+        decoupling_loss_weight: float. Weight of PredRNN-V2's decoupling loss
+            (cells that return memory increments only). Defaults to 0.01, the
+            MS-RNN setting; the PredRNN-V2 paper uses 0.1.
+        decoupling_reduction: `"msrnn"` (mean over steps and samples of the
+            sum over layers and channels, the MS-RNN code) or `"mean"` (mean
+            over everything, the PredRNN-V2 code).
         cell_config: dict. Extra arguments of the cell class.
         seed: int. Seed of the scheduled-sampling masks.
         **kwargs: arguments of `keras.Model` (`name`, `dtype`, ...).
@@ -142,6 +150,8 @@ class MSStack(keras.Model):
         patch_size=1,
         sampling=None,
         reconstruction_loss_weight=0.0,
+        decoupling_loss_weight=0.01,
+        decoupling_reduction="msrnn",
         cell_config=None,
         seed=None,
         **kwargs,
@@ -163,6 +173,13 @@ class MSStack(keras.Model):
                 f"Received: reconstruction_loss_weight={reconstruction_loss_weight!r}"
             )
         self.reconstruction_loss_weight = float(reconstruction_loss_weight)
+        if decoupling_reduction not in DECOUPLING_REDUCTIONS:
+            raise ValueError(
+                f"`decoupling_reduction` must be one of {DECOUPLING_REDUCTIONS}. "
+                f"Received: decoupling_reduction={decoupling_reduction!r}"
+            )
+        self.decoupling_loss_weight = float(decoupling_loss_weight)
+        self.decoupling_reduction = decoupling_reduction
         self.cell_config = dict(cell_config or {})
         self.seed = seed
         self.skip_sources = skip_sources(self.scales)
@@ -184,6 +201,13 @@ class MSStack(keras.Model):
             for layer in range(len(self.scales))
         ]
         self.uses_memory = self.cells[0].uses_memory
+        # PredRNN-V2: one 1x1 adapter shared by all layers maps the memory
+        # increments before their cosine similarity is taken.
+        self.adapter = None
+        if cell_class.returns_increments:
+            self.adapter = keras.layers.Conv2D(
+                filters, 1, dtype=self.dtype_policy, name="adapter"
+            )
         self.readout = None  # created in build(), once the frame channels are known
         self.sampling_step = self.add_weight(
             shape=(), dtype="int32", initializer="zeros", trainable=False, name="sampling_step"
@@ -249,6 +273,14 @@ class MSStack(keras.Model):
             cell.build((None, cell_h, cell_w, self.filters))
         self.readout = keras.layers.Conv2D(depth, 1, dtype=self.dtype_policy, name="readout")
         self.readout.build((None, h, w, self.filters))
+        if self.adapter is not None:
+            self.adapter.build((None, h, w, self.filters))
+
+    def reference_layer(self, path):
+        """The stack-level layer holding the authors' `rnns.<path>` parameter."""
+        if path == "adapter" and self.adapter is not None:
+            return self.adapter
+        raise ValueError(f"MSStack(cell={self.cell!r}) has no parameter 'rnns.{path}'.")
 
     def count_params(self):
         """Number of model parameters (the sampling step counter is not one)."""
@@ -283,16 +315,27 @@ class MSStack(keras.Model):
         )
         if training and future is not None:
             self.sampling_step.assign(self.sampling_step + 1)
-        predictions = self.rollout(frames, probabilities)
-        if self.reconstruction_loss_weight > 0 and self.input_length > 1:
+        with_losses = future is not None
+        decoupling_wanted = with_losses and self.adapter is not None and self.decoupling_loss_weight > 0
+        predictions, decoupling = self._unroll(frames, probabilities, decoupling_wanted)
+        if with_losses and self.reconstruction_loss_weight > 0 and self.input_length > 1:
             reconstruction = predictions[:, : self.input_length - 1]
             self.add_loss(
                 self.reconstruction_loss_weight
                 * ops.mean(msrnn_loss(context[:, 1:], reconstruction))
             )
+        if decoupling_wanted:
+            self.add_loss(self.decoupling_loss_weight * self.decoupling_loss(decoupling))
         return predictions[:, self.input_length - 1 :]
 
-    def rollout(self, frames, feed_probabilities=None):
+    def decoupling_loss(self, decoupling):
+        """Reduces `rollout(..., return_decoupling=True)` terms to the unweighted loss."""
+        decoupling = ops.cast(decoupling, "float32")
+        if self.decoupling_reduction == "msrnn":
+            return ops.mean(ops.sum(decoupling, axis=(1, 3)))
+        return ops.mean(decoupling)
+
+    def rollout(self, frames, feed_probabilities=None, return_decoupling=False):
         """Unrolls the stack over a sequence and returns every prediction.
 
         Step `t` reads a frame and predicts frame `t + 1`; this is the
@@ -309,9 +352,19 @@ class MSStack(keras.Model):
                 free for `output_length - 1` steps. Its length is the number
                 of steps.
 
+            return_decoupling: bool. Also return PredRNN-V2's decoupling
+                terms, `|cos(adapter(Δc), adapter(Δm))|` per step, layer,
+                sample and channel, `(steps, layers, batch, filters)`.
+
         Returns:
             Tensor `(batch, steps, H, W, C)`; entry `t` predicts frame `t + 1`.
         """
+        if return_decoupling and self.adapter is None:
+            raise ValueError(f"Only cells that return memory increments have a decoupling loss, not {self.cell!r}.")
+        predictions, decoupling = self._unroll(frames, feed_probabilities, return_decoupling)
+        return (predictions, decoupling) if return_decoupling else predictions
+
+    def _unroll(self, frames, feed_probabilities, with_decoupling):
         if not self.built:
             self.build(tuple(frames.shape))
         if feed_probabilities is None:
@@ -333,7 +386,7 @@ class MSStack(keras.Model):
                 (ops.shape(x)[0], steps, 1, 1, 1), seed=self.seed_generator
             )
         states, memory = self._initial_states(x[:, 0])
-        prediction, predictions = None, []
+        prediction, predictions, decoupling = None, [], []
         for t, probability in enumerate(feed_probabilities):
             if _is_static(probability, 1.0):
                 step_input = x[:, t]
@@ -342,9 +395,22 @@ class MSStack(keras.Model):
             else:
                 mask = ops.cast(uniform[:, t] < probability, self.compute_dtype)
                 step_input = mask * x[:, t] + (1.0 - mask) * prediction
-            prediction, states, memory = self._step(step_input, states, memory)
+            prediction, states, memory, increments = self._step(step_input, states, memory)
             predictions.append(prediction)
-        return unpatch_frames(ops.stack(predictions, axis=1), self.patch_size)
+            if with_decoupling:
+                decoupling.append(ops.stack([self._abs_cosine(*pair) for pair in increments]))
+        predictions = unpatch_frames(ops.stack(predictions, axis=1), self.patch_size)
+        return predictions, (ops.stack(decoupling) if with_decoupling else None)
+
+    def _abs_cosine(self, delta_c, delta_m):
+        """|cosine| over space between the adapted increments, per channel: (B, C)."""
+
+        def normalized(delta):
+            flat = ops.reshape(self.adapter(delta), (ops.shape(delta)[0], -1, self.filters))
+            norm = ops.sqrt(ops.sum(ops.square(flat), axis=1, keepdims=True))
+            return flat / ops.maximum(norm, 1e-12)
+
+        return ops.abs(ops.sum(normalized(delta_c) * normalized(delta_m), axis=1))
 
     def _initial_states(self, first_frame):
         batch_size = ops.shape(first_frame)[0]
@@ -363,9 +429,13 @@ class MSStack(keras.Model):
         return states, memory
 
     def _step(self, frame, states, memory):
-        """Advances every layer by one step; returns (prediction, states, memory)."""
+        """Advances every layer by one step.
+
+        Returns (prediction, states, memory, increments); `increments` lists
+        each layer's (Δc, Δm) for cells that return them.
+        """
         x = self.embedding(frame)
-        outputs, new_states = [], []
+        outputs, new_states, increments = [], [], []
         for layer, cell in enumerate(self.cells):
             if layer > 0:
                 x = rescale(outputs[-1], self.scales[layer - 1], self.scales[layer])
@@ -380,12 +450,13 @@ class MSStack(keras.Model):
                 extra["previous_input"] = rescale(
                     previous_output, self.scales[layer - 1], self.scales[layer]
                 )
-            h, layer_states, memory = cell(x, states[layer], memory, **extra)
+            h, layer_states, memory, *layer_increments = cell(x, states[layer], memory, **extra)
+            increments.extend(layer_increments)
             outputs.append(h)
             new_states.append(layer_states)
         if memory is not None:
             memory = rescale(memory, self.scales[-1], self.scales[0])
-        return self.readout(outputs[-1]), new_states, memory
+        return self.readout(outputs[-1]), new_states, memory, increments
 
     # === Training defaults ===
 
@@ -430,6 +501,8 @@ class MSStack(keras.Model):
                 "patch_size": self.patch_size,
                 "sampling": keras.saving.serialize_keras_object(self.sampling),
                 "reconstruction_loss_weight": self.reconstruction_loss_weight,
+                "decoupling_loss_weight": self.decoupling_loss_weight,
+                "decoupling_reduction": self.decoupling_reduction,
                 "cell_config": self.cell_config,
                 "seed": self.seed,
             }

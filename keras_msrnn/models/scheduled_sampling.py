@@ -89,6 +89,99 @@ class FreeRunning(SamplingSchedule):
         return [1.0] * input_length + [0.0] * (output_length - 1)
 
 
+def _reverse_probabilities(progress, start, end, exp_scale, input_length, output_length):
+    """PredRNN-V2's reverse schedule at `progress` (in iterations or epochs).
+
+    Context frames after the first are fed true with probability
+    0.5 -> 1 (exponentially), forecast frames with 0.5 -> 0 (linearly), both
+    changing between `start` and `end`.
+    """
+    progress = ops.cast(progress, "float32")
+    before, after = progress < start, progress >= end
+    context_eta = ops.where(
+        before, 0.5, ops.where(after, 1.0, 1.0 - 0.5 * ops.exp(-(progress - start) / exp_scale))
+    )
+    forecast_eta = ops.where(
+        before, 0.5, ops.where(after, 0.0, 0.5 - 0.5 * (progress - start) / (end - start))
+    )
+    return [1.0] + [context_eta] * (input_length - 1) + [forecast_eta] * (output_length - 1)
+
+
+@keras_msrnn_export
+class ReverseSampling(SamplingSchedule):
+    """Reverse scheduled sampling per iteration, as in the PredRNN-V2 paper.
+
+    From the second context frame on, the true frame is fed with probability
+    `r_eta`, and during the forecast with probability `eta`:
+    both are 0.5 before `start_step`; between `start_step` and `end_step`,
+    `r_eta = 1 - 0.5 exp(-(step - start_step) / exp_alpha)` and `eta` falls
+    linearly to 0; after `end_step`, `r_eta = 1` and `eta = 0`.
+
+    Args:
+        start_step: int. `r_sampling_step_1` (PredRNN-V2: 25000).
+        end_step: int. `r_sampling_step_2` (PredRNN-V2: 50000).
+        exp_alpha: float. `r_exp_alpha` (PredRNN-V2: 5000; 2500 for MNIST).
+
+    Reference:
+     - [Wang et al., PredRNN, TPAMI 2022](https://arxiv.org/abs/2103.09504)
+    """
+
+    def __init__(self, start_step=25000, end_step=50000, exp_alpha=5000.0):
+        if not 0 <= start_step < end_step or exp_alpha <= 0:
+            raise ValueError(
+                "ReverseSampling needs 0 <= start_step < end_step and exp_alpha > 0. "
+                f"Received: start_step={start_step}, end_step={end_step}, exp_alpha={exp_alpha}"
+            )
+        self.start_step = start_step
+        self.end_step = end_step
+        self.exp_alpha = float(exp_alpha)
+
+    def feed_probabilities(self, step, input_length, output_length):
+        return _reverse_probabilities(
+            step, self.start_step, self.end_step, self.exp_alpha, input_length, output_length
+        )
+
+    def get_config(self):
+        return {"start_step": self.start_step, "end_step": self.end_step, "exp_alpha": self.exp_alpha}
+
+
+@keras_msrnn_export
+class EpochReverseSampling(SamplingSchedule):
+    """Reverse scheduled sampling per epoch, as in the MS-RNN code.
+
+    The rule of `ReverseSampling`, counted in 1-indexed epochs
+    (`step // steps_per_epoch + 1`) with `start = epochs / 3`,
+    `end = 2 epochs / 3` and `exp_alpha = start / 5`. After the last epoch
+    it feeds as at test time.
+
+    Args:
+        epochs: int. Epochs of the whole run.
+        steps_per_epoch: int. Training iterations per epoch.
+
+    Reference:
+     - [Ma et al., MS-RNN](https://arxiv.org/abs/2206.03010), `train_and_test.py`.
+    """
+
+    def __init__(self, epochs, steps_per_epoch):
+        if not isinstance(epochs, int) or epochs < 1 or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
+            raise ValueError(
+                "EpochReverseSampling needs positive int epochs and steps_per_epoch. "
+                f"Received: epochs={epochs!r}, steps_per_epoch={steps_per_epoch!r}"
+            )
+        self.epochs = epochs
+        self.steps_per_epoch = steps_per_epoch
+
+    def feed_probabilities(self, step, input_length, output_length):
+        epoch = ops.floor_divide(ops.cast(step, "int32"), self.steps_per_epoch) + 1
+        start = self.epochs / 3
+        return _reverse_probabilities(
+            epoch, start, 2 * self.epochs / 3, start / 5, input_length, output_length
+        )
+
+    def get_config(self):
+        return {"epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch}
+
+
 _SCHEDULES = {"linear": LinearSampling, "teacher_forcing": TeacherForcing, "free_running": FreeRunning}
 
 
