@@ -1,8 +1,10 @@
+import keras
 import numpy as np
 import pytest
 from keras import ops
 
-from keras_msrnn.ops import downsample, patch_frames, rescale, unpatch_frames, upsample
+from keras_msrnn.ops import downsample, patch_frames, rescale, unpatch_frames, upsample, warp
+from tests.backend_gradients import gradients
 
 
 def numpy_reshape_patch(frames, p):
@@ -56,3 +58,38 @@ def test_rescale_picks_the_direction():
     assert tuple(rescale(x, 1, 4).shape) == (1, 2, 2, 1)
     assert tuple(rescale(x, 4, 2).shape) == (1, 16, 16, 1)
     assert rescale(x, 2, 2) is x
+
+
+def _nhwc(array):
+    return np.transpose(array, (0, 2, 3, 1))
+
+
+@pytest.mark.parametrize("case", ["warp0", "warp1"])
+def test_warp_matches_the_reference_with_gradients(reference_dir, case):
+    golden = np.load(reference_dir / "ops.npz")
+    images, flows = _nhwc(golden[f"{case}/input"]), _nhwc(golden[f"{case}/flow"])
+    cotangent = ops.convert_to_tensor(_nhwc(golden[f"{case}/cotangent"]))
+
+    np.testing.assert_allclose(ops.convert_to_numpy(warp(images, flows)), _nhwc(golden[f"{case}/output"]), atol=1e-5)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(warp(images, np.zeros_like(flows))), _nhwc(golden[f"{case}/output_zero_flow"]), atol=1e-6
+    )
+    image_var, flow_var = keras.Variable(images), keras.Variable(flows)
+    grad_images, grad_flows = gradients(
+        lambda: ops.sum(warp(image_var.value, flow_var.value) * cotangent), [image_var, flow_var]
+    )
+    np.testing.assert_allclose(grad_images, _nhwc(golden[f"{case}/grad_input"]), atol=1e-5)
+    np.testing.assert_allclose(grad_flows, _nhwc(golden[f"{case}/grad_flow"]), atol=1e-4)
+
+
+def test_warp_with_several_flows_equals_separate_warps():
+    rng = np.random.default_rng(4)
+    images, flows = rng.random((2, 5, 6, 3), "float32"), rng.normal(size=(2, 5, 6, 4, 2)).astype("float32")
+    together = ops.convert_to_numpy(warp(images, flows))
+    for link in range(4):
+        np.testing.assert_allclose(together[:, :, :, link], ops.convert_to_numpy(warp(images, flows[:, :, :, link])), atol=1e-6)
+
+
+def test_warp_rejects_single_pixel_axes():
+    with pytest.raises(ValueError, match="at least 2x2 pixels"):
+        warp(np.zeros((1, 1, 4, 2), "float32"), np.zeros((1, 1, 4, 2), "float32"))

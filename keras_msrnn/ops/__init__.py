@@ -2,5 +2,6 @@
 
 from keras_msrnn.ops.patching import patch_frames, unpatch_frames
 from keras_msrnn.ops.resampling import downsample, rescale, upsample
+from keras_msrnn.ops.warp import warp
 
-__all__ = ["downsample", "patch_frames", "rescale", "unpatch_frames", "upsample"]
+__all__ = ["downsample", "patch_frames", "rescale", "unpatch_frames", "upsample", "warp"]
