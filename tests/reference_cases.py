@@ -18,6 +18,8 @@ REFERENCE_MODELS = {
     "ms_mim": ("mim", True),
     "predrnn_v2": ("predrnn_v2", False),
     "ms_predrnn_v2": ("predrnn_v2", True),
+    "trajgru": ("trajgru", False),
+    "ms_trajgru": ("trajgru", True),
 }
 
 

@@ -4,7 +4,14 @@ from keras import ops
 
 from keras_msrnn import cells
 
-CELL_CLASSES = [cells.ConvLSTMCell, cells.PredRNNCell, cells.PredRNNPPCell, cells.MIMCell]
+CELL_CLASSES = [
+    cells.ConvLSTMCell,
+    cells.PredRNNCell,
+    cells.PredRNNPPCell,
+    cells.PredRNNV2Cell,
+    cells.MIMCell,
+    cells.TrajGRUCell,
+]
 
 
 def test_available_cells():

@@ -5,6 +5,7 @@ from keras_msrnn.cells.convlstm import ConvLSTMCell
 from keras_msrnn.cells.mim import MIMCell
 from keras_msrnn.cells.predrnn import PredRNNCell, PredRNNV2Cell
 from keras_msrnn.cells.predrnn_pp import PredRNNPPCell
+from keras_msrnn.cells.trajgru import TrajGRUCell
 
 __all__ = [
     "ConvLSTMCell",
@@ -13,6 +14,7 @@ __all__ = [
     "PredRNNPPCell",
     "PredRNNV2Cell",
     "RecurrentCell",
+    "TrajGRUCell",
     "available_cells",
     "get_cell_class",
     "register_cell",
