@@ -36,11 +36,15 @@ def test_one_step_on_its_own(cell_class, options):
     states = cell.get_initial_state(2, 8, 12)
     memory = ops.ones((2, 8, 12, 6)) if cell.uses_memory else None
 
-    h, new_states, new_memory = cell(x, states, memory)
+    h, new_states, new_memory, *increments = cell(x, states, memory)
 
     assert tuple(h.shape) == (2, 8, 12, 6)
     assert [tuple(s.shape) for s in new_states] == [(2, 8, 12, 6)] * len(cell.state_names)
     np.testing.assert_array_equal(ops.convert_to_numpy(new_states[0]), ops.convert_to_numpy(h))
+    if cell.returns_increments:
+        assert [tuple(d.shape) for d in increments[0]] == [(2, 8, 12, 6)] * 2
+    else:
+        assert increments == []
     if cell.uses_memory:
         assert tuple(new_memory.shape) == (2, 8, 12, 6)
     else:
