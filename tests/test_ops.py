@@ -3,7 +3,16 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_msrnn.ops import downsample, patch_frames, rescale, unpatch_frames, upsample, warp
+from keras_msrnn.ops import (
+    downsample,
+    local_attention,
+    local_attention_scores,
+    patch_frames,
+    rescale,
+    unpatch_frames,
+    upsample,
+    warp,
+)
 from tests.backend_gradients import gradients
 
 
@@ -93,3 +102,26 @@ def test_warp_with_several_flows_equals_separate_warps():
 def test_warp_rejects_single_pixel_axes():
     with pytest.raises(ValueError, match="at least 2x2 pixels"):
         warp(np.zeros((1, 1, 4, 2), "float32"), np.zeros((1, 1, 4, 2), "float32"))
+
+
+@pytest.mark.parametrize("case", ["la0", "la1", "la2", "la3", "la4"])
+def test_local_attention_matches_the_reference_with_gradients(reference_dir, case):
+    golden = np.load(reference_dir / "ops.npz")
+    x = _nhwc(golden[f"{case}/x"])
+    window = {"la3": 5, "la4": 4}.get(case, 30)
+    projections = [golden[f"{case}/conv{i}_weight_{n}"][:, :, 0, 0].T for i, n in ((1, "q"), (2, "k"), (3, "v"))]
+    cotangent = ops.convert_to_tensor(_nhwc(golden[f"{case}/cotangent"]))
+    x_var = keras.Variable(x)
+
+    def attend():
+        q, k, v = (ops.matmul(x_var.value, ops.convert_to_tensor(w)) for w in projections)
+        return local_attention(q, k, v, window)
+
+    np.testing.assert_allclose(ops.convert_to_numpy(attend()), _nhwc(golden[f"{case}/output"]), atol=1e-5)
+    if f"{case}/scores" in golden:
+        q, k = (ops.matmul(x, w) for w in projections[:2])
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(local_attention_scores(q, k, window)), golden[f"{case}/scores"], atol=1e-5
+        )
+    (grad_x,) = gradients(lambda: ops.sum(attend() * cotangent), [x_var])
+    np.testing.assert_allclose(grad_x, _nhwc(golden[f"{case}/grad_x"]), atol=1e-5)
