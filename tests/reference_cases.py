@@ -20,6 +20,8 @@ REFERENCE_MODELS = {
     "ms_predrnn_v2": ("predrnn_v2", True),
     "trajgru": ("trajgru", False),
     "ms_trajgru": ("trajgru", True),
+    "preciplstm": ("preciplstm", False),
+    "ms_preciplstm": ("preciplstm", True),
 }
 
 

@@ -11,6 +11,7 @@ CELL_CLASSES = [
     cells.PredRNNV2Cell,
     cells.MIMCell,
     cells.TrajGRUCell,
+    cells.PrecipLSTMCell,
 ]
 
 

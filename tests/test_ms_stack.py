@@ -74,7 +74,7 @@ def test_predict_on_any_frame_size_divisible_by_the_largest_factor():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(cell="lstm"), "Unknown cell 'lstm'. Available cells: convlstm, mim, predrnn, predrnn++, predrnn_v2, trajgru"),
+        (dict(cell="lstm"), "Unknown cell 'lstm'. Available cells: convlstm, mim, preciplstm, predrnn, predrnn++, predrnn_v2, trajgru"),
         (dict(cell=None), "Unknown cell None"),
         (dict(scales=(1, 3, 2)), "Consecutive `scales` must divide one another"),
         (dict(scales=()), "non-empty sequence of positive int"),

@@ -33,51 +33,52 @@ def _mean(per_frame):
     return float(ops.convert_to_numpy(ops.mean(per_frame)))
 
 
+_RUNS = {}
+
+
+def _run(reference_dir, name):
+    """The converted model, its two rollouts and losses; computed once per file."""
+    if name not in _RUNS:
+        reference = Reference(reference_dir, name)
+        model = reference.model()
+        frames = reference["input_nhwc"]
+        run = {"reference": reference, "model": model}
+        for mode, probabilities in (("test", None), ("tf", _teacher_forced(reference))):
+            predictions, loss = _rollout_and_loss(model, reference, frames, probabilities)
+            run[mode] = ops.convert_to_numpy(predictions)
+            run[f"loss_{mode}"] = float(ops.convert_to_numpy(loss))
+        _RUNS[name] = run
+    return _RUNS[name]
+
+
 def test_free_running_and_teacher_forced_outputs(reference_dir, name):
-    reference = Reference(reference_dir, name)
-    model = reference.model()
-    frames = reference["input_nhwc"]
-
-    free = ops.convert_to_numpy(model.rollout(frames))
-    forced = ops.convert_to_numpy(model.rollout(frames, _teacher_forced(reference)))
-
-    assert free.shape == reference["output_test_nhwc"].shape
-    np.testing.assert_allclose(free, reference["output_test_nhwc"], rtol=0, atol=1e-5)
-    np.testing.assert_allclose(forced, reference["output_tf_nhwc"], rtol=0, atol=1e-5)
+    run = _run(reference_dir, name)
+    reference = run["reference"]
+    assert run["test"].shape == reference["output_test_nhwc"].shape
+    np.testing.assert_allclose(run["test"], reference["output_test_nhwc"], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(run["tf"], reference["output_tf_nhwc"], rtol=0, atol=1e-5)
 
 
 def test_free_running_forecast_is_the_call_output(reference_dir, name):
-    reference = Reference(reference_dir, name)
-    model = reference.model()
-    frames = reference["input_nhwc"]
-    context = frames[:, : model.input_length]
-
-    forecast = ops.convert_to_numpy(model(context))
-
-    expected = reference["output_test_nhwc"][:, model.input_length - 1 :]
-    np.testing.assert_allclose(forecast, expected, rtol=0, atol=1e-5)
+    run = _run(reference_dir, name)
+    model, frames = run["model"], run["reference"]["input_nhwc"]
+    forecast = ops.convert_to_numpy(model(frames[:, : model.input_length]))
+    np.testing.assert_allclose(forecast, run["test"][:, model.input_length - 1 :], rtol=0, atol=1e-6)
 
 
 def test_losses(reference_dir, name):
-    reference = Reference(reference_dir, name)
-    model = reference.model()
-    frames = reference["input_nhwc"]
-    targets = frames[:, 1:]
-    for mode, probabilities in (("test", None), ("tf", _teacher_forced(reference))):
-        predictions, loss = _rollout_and_loss(model, reference, frames, probabilities)
-        np.testing.assert_allclose(float(ops.convert_to_numpy(loss)), reference[f"loss_{mode}"], rtol=1e-5)
-        np.testing.assert_allclose(
-            _mean(frame_mse(targets, predictions)), reference[f"mse_{mode}"], rtol=1e-5
-        )
-        np.testing.assert_allclose(
-            _mean(frame_mae(targets, predictions)), reference[f"mae_{mode}"], rtol=1e-5
-        )
+    run = _run(reference_dir, name)
+    reference = run["reference"]
+    targets = reference["input_nhwc"][:, 1:]
+    for mode in ("test", "tf"):
+        np.testing.assert_allclose(run[f"loss_{mode}"], reference[f"loss_{mode}"], rtol=1e-5)
+        np.testing.assert_allclose(_mean(frame_mse(targets, run[mode])), reference[f"mse_{mode}"], rtol=1e-5)
+        np.testing.assert_allclose(_mean(frame_mae(targets, run[mode])), reference[f"mae_{mode}"], rtol=1e-5)
 
 
 def test_parameter_count(reference_dir, name):
-    reference = Reference(reference_dir, name)
-    model = reference.model()
-    assert model.count_params() == reference.meta["param_count"]["total"]
+    run = _run(reference_dir, name)
+    assert run["model"].count_params() == run["reference"].meta["param_count"]["total"]
 
 
 def test_gradients_reach_every_weight_as_in_reference(reference_dir, name):

@@ -116,13 +116,19 @@ class RecurrentCell(keras.layers.Layer):
             name=name,
         )
 
+    # Reference module paths whose Keras attribute path differs beyond the
+    # leading underscore, e.g. {"LA.conv1": "local_attention.query"}.
+    reference_aliases = {}
+
     def reference_layer(self, path):
         """The sublayer holding the authors' parameter `path` (e.g. `_conv_x2h`).
 
         Sublayers are named after the reference's modules without the leading
         underscore, which keeps checkpoint conversion a name lookup.
         """
-        layer = getattr(self, path.lstrip("_").replace(".", "_"), None)
+        layer = self
+        for part in self.reference_aliases.get(path, path.lstrip("_")).split("."):
+            layer = getattr(layer, part, None)
         if not isinstance(layer, keras.layers.Layer):
             raise ValueError(
                 f"{type(self).__name__} has no parameter {path!r}; is the checkpoint's "

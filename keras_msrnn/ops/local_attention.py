@@ -17,41 +17,40 @@ def _pad(x, window):
     return ops.pad(x, [[0, 0], [before, after], [before, after], [0, 0]])
 
 
-def _row_shifts(padded, dy, height, width, window):
-    """All `window` horizontal shifts of window row `dy`: (B, H, W, window, C).
+def _horizontal_shifts(x, window):
+    """The `window` horizontal shifts of `x` padded for the window.
 
-    One gather instead of `window` slices; it holds a single row of shifts
-    and, under remat, exists only transiently in either pass.
+    `(B, H, W, C) -> (B, H + window - 1, W, window, C)`; window row `dy` is
+    then the slice `[:, dy : dy + H]`. This holds `window` shifted copies, not
+    `window**2`.
     """
-    band = padded[:, dy : dy + height]
-    columns = ops.arange(width)[:, None] + ops.arange(window)[None, :]
-    return ops.take(band, columns, axis=2)
+    height, width = x.shape[1:3]
+    padded = _pad(x, window)
+    return ops.stack([padded[:, :, dx : dx + width] for dx in range(window)], axis=3)
 
 
 @functools.lru_cache(maxsize=None)
-def _score_row(dy, height, width, window):
-    """Scores of window row `dy` as a rematerialised function of (query, padded key).
+def _score_row(dy, height):
+    """Scores of window row `dy`, `(B, H, W, window)`.
 
-    Under remat the backward pass recomputes the shifted keys instead of
-    keeping them. Cached so that each row is one stable function, which JAX
-    traces once rather than at every call.
+    Rematerialised so that the backward pass re-slices the shifts instead of
+    keeping a copy of each row's slice (which TensorFlow would otherwise do).
+    Cached so that each row is one stable function that JAX traces once.
     """
 
-    def scores(query, padded_key):
-        shifted = _row_shifts(padded_key, dy, height, width, window)
-        return ops.einsum("bhwc,bhwdc->bhwd", query, shifted)
+    def scores(query, key_shifts):
+        return ops.einsum("bhwc,bhwdc->bhwd", query, key_shifts[:, dy : dy + height])
 
     return keras.remat(scores)
 
 
 @functools.lru_cache(maxsize=None)
-def _value_row(dy, height, width, window):
+def _value_row(dy, height, window):
     """Weighted values of window row `dy`, rematerialised like `_score_row`."""
 
-    def weighted(weights, padded_value):
-        shifted = _row_shifts(padded_value, dy, height, width, window)
+    def weighted(weights, value_shifts):
         row_weights = weights[..., dy * window : (dy + 1) * window]
-        return ops.einsum("bhwd,bhwdc->bhwc", row_weights, shifted)
+        return ops.einsum("bhwd,bhwdc->bhwc", row_weights, value_shifts[:, dy : dy + height])
 
     return keras.remat(weighted)
 
@@ -62,19 +61,20 @@ def local_attention_scores(query, key, window):
     Returns `(B, H, W, window**2)`; entry `(dy + w//2) * window + (dx + w//2)`
     is `sum_c query[y, x, c] * key[y + dy, x + dx, c]`, zero outside the image.
     """
-    height, width = query.shape[1:3]
-    padded_key = _pad(key, window)
-    rows = [_score_row(dy, height, width, window)(query, padded_key) for dy in range(window)]
-    return ops.concatenate(rows, axis=-1)
+    height = query.shape[1]
+    key_shifts = _horizontal_shifts(key, window)
+    return ops.concatenate(
+        [_score_row(dy, height)(query, key_shifts) for dy in range(window)], axis=-1
+    )
 
 
 def local_attention_values(weights, value, window):
     """Sums each window's values weighted by `weights` `(B, H, W, window**2)`."""
-    height, width = value.shape[1:3]
-    padded_value = _pad(value, window)
-    total = _value_row(0, height, width, window)(weights, padded_value)
+    height = value.shape[1]
+    value_shifts = _horizontal_shifts(value, window)
+    total = _value_row(0, height, window)(weights, value_shifts)
     for dy in range(1, window):
-        total = total + _value_row(dy, height, width, window)(weights, padded_value)
+        total = total + _value_row(dy, height, window)(weights, value_shifts)
     return total
 
 
@@ -84,10 +84,11 @@ def local_attention(query, key, value, window=30):
     As PrecipLSTM's `img_local_att` extension: offsets `-(w//2) .. w-1-w//2`
     (asymmetric for even windows), no `1/sqrt(d)` scaling, and positions
     outside the image act as zero keys and values, so their score 0 still
-    counts in the softmax. Memory stays near the size of the score map
-    `(B, H, W, window**2)` in the forward and the backward pass: shifted keys
-    and values exist only one window row (`window` shifts) at a time and are
-    recomputed for the gradient.
+    counts in the softmax. Keys and values are shifted `window` times (along
+    the width), never `window**2` times: each window row is a slice of those
+    shifts, re-sliced rather than stored for the gradient. Peak memory is
+    about `2 * window` copies of K and V plus two score maps
+    `(B, H, W, window**2)`.
 
     Args:
         query, key, value: tensors `(batch, height, width, channels)`.

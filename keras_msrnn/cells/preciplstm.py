@@ -1,0 +1,163 @@
+"""PrecipLSTM (Ma et al., 2022): local attention and two extra memories."""
+
+import keras
+from keras import ops
+
+from keras_msrnn.api_export import keras_msrnn_export
+from keras_msrnn.cells.base import RecurrentCell, gates, lstm_update, register_cell
+from keras_msrnn.ops.local_attention import local_attention
+
+
+@keras_msrnn_export
+class LocalAttention(keras.layers.Layer):
+    """Windowed self-attention over each pixel's neighbourhood.
+
+    Bias-free 1x1 projections give queries, keys and values; each pixel then
+    attends to the `window x window` pixels around it (see
+    `keras_msrnn.ops.local_attention` for the exact offsets and padding).
+
+    Args:
+        filters: int. Channels of the projections and of the output.
+        window: int. Width of the neighbourhood. Defaults to 30.
+        **kwargs: arguments of `keras.layers.Layer`.
+
+    Call arguments:
+        inputs: tensor `(batch, height, width, channels)`.
+
+    Example:
+
+    ```python
+    attention = keras_msrnn.cells.LocalAttention(filters=16, window=9)
+    y = attention(keras.random.uniform((2, 32, 32, 16)))
+    ```
+
+    Reference:
+     - [Ma et al., PrecipLSTM, IEEE TGRS 2022](https://doi.org/10.1109/TGRS.2022.3213493)
+    """
+
+    def __init__(self, filters, window=30, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.window = window
+        projection = dict(kernel_size=1, use_bias=False, dtype=self.dtype_policy)
+        self.query = keras.layers.Conv2D(filters, name="query", **projection)
+        self.key = keras.layers.Conv2D(filters, name="key", **projection)
+        self.value = keras.layers.Conv2D(filters, name="value", **projection)
+
+    def build(self, input_shape):
+        for projection in (self.query, self.key, self.value):
+            projection.build(input_shape)
+
+    def call(self, inputs):
+        return local_attention(self.query(inputs), self.key(inputs), self.value(inputs), self.window)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"filters": self.filters, "window": self.window})
+        return config
+
+
+@keras_msrnn_export
+@register_cell("preciplstm")
+class PrecipLSTMCell(RecurrentCell):
+    """PrecipLSTM's cell: ST-LSTM with local attention and SLAM and TDM memories.
+
+    - `x_att = x + W_att * LA(x)` (windowed local attention)
+    - LSTM: `[i, f, g, o] = W_x * x_att + W_h * h`; `c' = σ(f)c + σ(i)tanh(g)`
+    - spatiotemporal memory `m` (zigzag, as PredRNN) from `x_att`
+    - spatial local-attention memory `ms` from `x_att`
+    - temporal-difference memory `mt` from `x - x_prev`, where `x_prev` is
+      the input this layer received at the previous step (zeros at first);
+      it is kept as the last recurrent state
+    - `O = σ(o + W_co * c' + W_so * ms' + W_to * mt' + W_mo * m')`;
+      `h' = O tanh(W_1x1 * [c', ms', mt', m'])`
+
+    Args:
+        filters: int. Channels of every state and memory.
+        kernel_size: int. Size of the gate convolutions. Defaults to 3.
+        window: int. Local-attention window. Defaults to 30 (MS-RNN's `la_num`).
+        **kwargs: see `keras_msrnn.cells.RecurrentCell`.
+
+    Call arguments:
+        inputs: tensor `(batch, height, width, channels)`.
+        states: `(h, c, ms, mt, x_prev)`.
+        memory: the spatiotemporal memory `(batch, height, width, filters)`.
+
+    Returns:
+        `(h', states', m')`.
+
+    Example:
+
+    ```python
+    model = keras_msrnn.MSStack(cell="preciplstm", cell_config={"window": 30})
+    ```
+
+    Reference:
+     - [Ma et al., PrecipLSTM, IEEE TGRS 2022](https://doi.org/10.1109/TGRS.2022.3213493)
+     - [Ma et al., MS-RNN](https://arxiv.org/abs/2206.03010)
+    """
+
+    state_names = ("h", "c", "ms", "mt", "x_prev")
+    uses_memory = True
+    reference_aliases = {
+        "LA.conv1": "local_attention.query",
+        "LA.conv2": "local_attention.key",
+        "LA.conv3": "local_attention.value",
+    }
+
+    def __init__(self, filters, kernel_size=3, window=30, **kwargs):
+        super().__init__(filters, kernel_size, **kwargs)
+        if not isinstance(window, int) or window < 1:
+            raise ValueError(f"`window` must be a positive int. Received: window={window!r}")
+        self.window = window
+        self.local_attention = LocalAttention(filters, window, dtype=self.dtype_policy, name="local_attention")
+        self.conv_x_x_att = self.make_conv(filters, name="conv_x_x_att")
+        for name, multiple in (
+            ("conv_x2h", 4), ("conv_h2h", 4), ("conv_c2o", 1),
+            ("conv_x2h_m", 3), ("conv_m2h_m", 3), ("conv_m2o", 1),
+            ("conv_x2h_ms", 3), ("conv_ms2h_ms", 3), ("conv_ms2o", 1),
+            ("conv_x2h_mt", 3), ("conv_mt2h_mt", 3), ("conv_mt2o", 1),
+        ):
+            setattr(self, name, self.make_conv(multiple * filters, name=name))
+        self.c_m_ms_mt = self.make_conv(filters, kernel_size=1, name="c_m_ms_mt")
+        self.input_channels = None
+
+    def build(self, input_shape):
+        self.input_channels = input_shape[-1]
+        state_shape = self.state_shape(input_shape)
+        self.local_attention.build(input_shape)
+        self.conv_x_x_att.build(state_shape)
+        for conv in (self.conv_x2h, self.conv_x2h_m, self.conv_x2h_ms, self.conv_x2h_mt):
+            conv.build(input_shape if conv is self.conv_x2h_mt else state_shape)
+        for conv in (
+            self.conv_h2h, self.conv_c2o, self.conv_m2h_m, self.conv_m2o,
+            self.conv_ms2h_ms, self.conv_ms2o, self.conv_mt2h_mt, self.conv_mt2o,
+        ):
+            conv.build(state_shape)
+        self.c_m_ms_mt.build(state_shape[:-1] + (4 * self.filters,))
+
+    def get_initial_state(self, batch_size, height, width):
+        *states, _ = super().get_initial_state(batch_size, height, width)
+        channels = self.input_channels or self.filters
+        previous_input = ops.zeros((batch_size, height, width, channels), dtype=self.compute_dtype)
+        return (*states, previous_input)
+
+    def call(self, inputs, states, memory=None):
+        h, c, spatial, temporal, previous_input = states
+        attended = inputs + self.conv_x_x_att(self.local_attention(inputs))
+        i, f, g, o = gates(self.conv_x2h(attended) + self.conv_h2h(h), 4)
+        c = lstm_update(c, i, f, g)
+        memory = lstm_update(memory, *gates(self.conv_x2h_m(attended) + self.conv_m2h_m(memory), 3))
+        spatial = lstm_update(spatial, *gates(self.conv_x2h_ms(attended) + self.conv_ms2h_ms(spatial), 3))
+        difference = inputs - previous_input
+        temporal = lstm_update(temporal, *gates(self.conv_x2h_mt(difference) + self.conv_mt2h_mt(temporal), 3))
+        o = ops.sigmoid(
+            o + self.conv_c2o(c) + self.conv_ms2o(spatial) + self.conv_mt2o(temporal) + self.conv_m2o(memory)
+        )
+        h = o * ops.tanh(self.c_m_ms_mt(ops.concatenate([c, spatial, temporal, memory], axis=-1)))
+        return h, (h, c, spatial, temporal, inputs), memory
+
+    def get_config(self):
+        config = super().get_config()
+        config["window"] = self.window
+        return config
