@@ -33,7 +33,7 @@ def test_config_round_trip(cell_class):
 )
 def test_one_step_on_its_own(cell_class, options):
     cell = cell_class(filters=6, **options)
-    x = np.random.default_rng(0).random((2, 8, 12, 3), "float32")
+    x = np.random.default_rng(0).random((2, 8, 12, 6), "float32")
     states = cell.get_initial_state(2, 8, 12)
     memory = ops.ones((2, 8, 12, 6)) if cell.uses_memory else None
 
@@ -76,3 +76,8 @@ def test_bad_cell_arguments():
         cells.ConvLSTMCell(filters=-1)
     with pytest.raises(ValueError, match="`kernel_size` must be a positive odd int"):
         cells.PredRNNCell(filters=4, kernel_size=2)
+
+
+def test_preciplstm_needs_filters_input_channels():
+    with pytest.raises(ValueError, match="inputs must have filters=6 channels"):
+        cells.PrecipLSTMCell(filters=6).build((2, 8, 8, 3))

@@ -79,8 +79,8 @@ class PrecipLSTMCell(RecurrentCell):
         **kwargs: see `keras_msrnn.cells.RecurrentCell`.
 
     Call arguments:
-        inputs: tensor `(batch, height, width, channels)`.
-        states: `(h, c, ms, mt, x_prev)`.
+        inputs: tensor `(batch, height, width, filters)`.
+        states: `(h, c, ms, mt, x_prev)`, all with `filters` channels.
         memory: the spatiotemporal memory `(batch, height, width, filters)`.
 
     Returns:
@@ -120,10 +120,13 @@ class PrecipLSTMCell(RecurrentCell):
         ):
             setattr(self, name, self.make_conv(multiple * filters, name=name))
         self.c_m_ms_mt = self.make_conv(filters, kernel_size=1, name="c_m_ms_mt")
-        self.input_channels = None
 
     def build(self, input_shape):
-        self.input_channels = input_shape[-1]
+        if input_shape[-1] != self.filters:
+            raise ValueError(
+                "PrecipLSTMCell adds its attended input back to the input, so inputs "
+                f"must have filters={self.filters} channels. Received input shape {tuple(input_shape)}."
+            )
         state_shape = self.state_shape(input_shape)
         self.local_attention.build(input_shape)
         self.conv_x_x_att.build(state_shape)
@@ -135,12 +138,6 @@ class PrecipLSTMCell(RecurrentCell):
         ):
             conv.build(state_shape)
         self.c_m_ms_mt.build(state_shape[:-1] + (4 * self.filters,))
-
-    def get_initial_state(self, batch_size, height, width):
-        *states, _ = super().get_initial_state(batch_size, height, width)
-        channels = self.input_channels or self.filters
-        previous_input = ops.zeros((batch_size, height, width, channels), dtype=self.compute_dtype)
-        return (*states, previous_input)
 
     def call(self, inputs, states, memory=None):
         h, c, spatial, temporal, previous_input = states
