@@ -22,7 +22,12 @@ REFERENCE_MODELS = {
     "ms_trajgru": ("trajgru", True),
     "preciplstm": ("preciplstm", False),
     "ms_preciplstm": ("preciplstm", True),
+    "motionrnn": ("motionrnn", False),
+    "ms_motionrnn": ("motionrnn", True),
 }
+
+# Options that reproduce reference quirks (msrnn_reference.md 10.1) for parity.
+REFERENCE_OPTIONS = {"motionrnn": {"reference_quirks": True}}
 
 
 class Reference:
@@ -55,5 +60,6 @@ class Reference:
             frame_shape=(self.config["height"], self.config["width"]),
             input_length=self.config["in_len"],
             output_length=self.config["out_len"],
+            cell_config=REFERENCE_OPTIONS.get(self.cell),
             **kwargs,
         )

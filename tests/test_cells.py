@@ -12,6 +12,7 @@ CELL_CLASSES = [
     cells.MIMCell,
     cells.TrajGRUCell,
     cells.PrecipLSTMCell,
+    cells.MotionRNNCell,
 ]
 
 
@@ -22,7 +23,7 @@ def test_available_cells():
 
 @pytest.mark.parametrize("cell_class", CELL_CLASSES)
 def test_config_round_trip(cell_class):
-    cell = cell_class(filters=5, kernel_size=5, name="c")
+    cell = cell_class(filters=8, kernel_size=5, name="c")
     restored = cell_class.from_config(cell.get_config())
     assert restored.get_config() == cell.get_config()
 
@@ -32,22 +33,23 @@ def test_config_round_trip(cell_class):
     [(cell_class, {}) for cell_class in CELL_CLASSES] + [(cells.PredRNNPPCell, {"gradient_highway": True})],
 )
 def test_one_step_on_its_own(cell_class, options):
-    cell = cell_class(filters=6, **options)
-    x = np.random.default_rng(0).random((2, 8, 12, 6), "float32")
+    cell = cell_class(filters=8, **options)
+    x = np.random.default_rng(0).random((2, 8, 12, 8), "float32")
     states = cell.get_initial_state(2, 8, 12)
-    memory = ops.ones((2, 8, 12, 6)) if cell.uses_memory else None
+    memory = ops.ones((2, 8, 12, 8)) if cell.uses_memory else None
 
     h, new_states, new_memory, *increments = cell(x, states, memory)
 
-    assert tuple(h.shape) == (2, 8, 12, 6)
-    assert [tuple(s.shape) for s in new_states] == [(2, 8, 12, 6)] * len(cell.state_names)
+    assert tuple(h.shape) == (2, 8, 12, 8)
+    assert [tuple(s.shape) for s in new_states] == [tuple(s.shape) for s in states]
+    assert tuple(new_states[0].shape) == (2, 8, 12, 8)
     np.testing.assert_array_equal(ops.convert_to_numpy(new_states[0]), ops.convert_to_numpy(h))
     if cell.returns_increments:
-        assert [tuple(d.shape) for d in increments[0]] == [(2, 8, 12, 6)] * 2
+        assert [tuple(d.shape) for d in increments[0]] == [(2, 8, 12, 8)] * 2
     else:
         assert increments == []
     if cell.uses_memory:
-        assert tuple(new_memory.shape) == (2, 8, 12, 6)
+        assert tuple(new_memory.shape) == (2, 8, 12, 8)
     else:
         assert new_memory is None
 
@@ -81,3 +83,8 @@ def test_bad_cell_arguments():
 def test_preciplstm_needs_filters_input_channels():
     with pytest.raises(ValueError, match="inputs must have filters=6 channels"):
         cells.PrecipLSTMCell(filters=6).build((2, 8, 8, 3))
+
+
+def test_motionrnn_needs_filters_divisible_by_four():
+    with pytest.raises(ValueError, match="filters divisible by 4"):
+        cells.MotionRNNCell(filters=6)

@@ -74,7 +74,7 @@ def test_predict_on_any_frame_size_divisible_by_the_largest_factor():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(cell="lstm"), "Unknown cell 'lstm'. Available cells: convlstm, mim, preciplstm, predrnn, predrnn++, predrnn_v2, trajgru"),
+        (dict(cell="lstm"), "Unknown cell 'lstm'. Available cells: convlstm, mim, motionrnn, preciplstm, predrnn, predrnn++, predrnn_v2, trajgru"),
         (dict(cell=None), "Unknown cell None"),
         (dict(scales=(1, 3, 2)), "Consecutive `scales` must divide one another"),
         (dict(scales=()), "non-empty sequence of positive int"),
@@ -291,3 +291,23 @@ def test_predrnn_v2_trains_with_reverse_sampling():
     history = model.fit((sequences[:, :3], sequences[:, 3:]), sequences[:, 3:], batch_size=2, epochs=2, verbose=0)
     assert all(np.isfinite(history.history["loss"]))
     assert int(numpy(model.sampling_step)) == 4
+
+
+def test_ms_motionrnn_runs_on_odd_layer_sizes():
+    # 20x20 frames give 5x5 layers, odd like the 31x31 layers of 124x124 radar.
+    model = MSStack(cell="motionrnn", filters=4, scales=(1, 2, 4, 4, 2, 1), input_length=2, output_length=1)
+    forecast = numpy(model(frames(batch=1, time=2, size=20)))
+    assert forecast.shape == (1, 1, 20, 20, 1) and np.all(np.isfinite(forecast))
+
+
+@pytest.mark.parametrize("quirks", [False, True])
+def test_motionrnn_samples_are_independent_unless_reproducing_the_reference(quirks):
+    model = MSStack(cell="motionrnn", cell_config={"reference_quirks": quirks}, **TINY)
+    batch = frames(batch=2, time=3)
+    model(batch)
+    for weight in model.trainable_weights:  # large flows, so that mixing them shows
+        weight.assign(3.0 * weight)
+    together = numpy(model(batch))
+    alone = np.concatenate([numpy(model(batch[i : i + 1])) for i in range(2)])
+    # Q3: the reference's flow reshape mixes samples when the batch exceeds 1.
+    assert np.allclose(together, alone, rtol=1e-4, atol=1e-4) != quirks

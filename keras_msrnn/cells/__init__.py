@@ -3,6 +3,7 @@
 from keras_msrnn.cells.base import RecurrentCell, available_cells, get_cell_class, register_cell
 from keras_msrnn.cells.convlstm import ConvLSTMCell
 from keras_msrnn.cells.mim import MIMCell
+from keras_msrnn.cells.motionrnn import MotionRNNCell
 from keras_msrnn.cells.preciplstm import LocalAttention, PrecipLSTMCell
 from keras_msrnn.cells.predrnn import PredRNNCell, PredRNNV2Cell
 from keras_msrnn.cells.predrnn_pp import PredRNNPPCell
@@ -12,6 +13,7 @@ __all__ = [
     "ConvLSTMCell",
     "LocalAttention",
     "MIMCell",
+    "MotionRNNCell",
     "PrecipLSTMCell",
     "PredRNNCell",
     "PredRNNPPCell",

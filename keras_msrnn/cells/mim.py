@@ -99,12 +99,13 @@ class MIMCell(RecurrentCell):
         s = lstm_update(s, i, f, g)
         return ops.sigmoid(o + self.conv_s2o(s)) * ops.tanh(s), n, s
 
-    def call(self, inputs, states, memory=None, previous_input=None):
+    def mim_block(self, inputs, states, memory, previous_input):
+        """The MIM update; returns `(h', states', m', o)` with `o` the output gate."""
         h, c = states[:2]
         i, f, g, o = gates(self.conv_x2h(inputs) + self.conv_h2h(h), 4)
         if self.use_mim:
             difference = inputs if previous_input is None else inputs - previous_input
-            transient, n, s = self._stationary_memory(difference, c, *states[2:])
+            transient, n, s = self._stationary_memory(difference, c, *states[2:4])
             new_c = transient + ops.sigmoid(i) * ops.tanh(g)
         else:
             new_c = lstm_update(c, i, f, g)
@@ -113,6 +114,10 @@ class MIMCell(RecurrentCell):
         o = ops.sigmoid(o + self.conv_c2o(new_c) + self.conv_m2o(memory))
         h = o * ops.tanh(self.conv_c_m(ops.concatenate([new_c, memory], axis=-1)))
         new_states = (h, new_c, n, s) if self.use_mim else (h, new_c)
+        return h, new_states, memory, o
+
+    def call(self, inputs, states, memory=None, previous_input=None):
+        h, new_states, memory, _ = self.mim_block(inputs, states, memory, previous_input)
         return h, new_states, memory
 
     def get_config(self):

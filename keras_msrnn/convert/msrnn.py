@@ -1,6 +1,7 @@
 """Import of checkpoints of the authors' PyTorch MS-RNN implementation."""
 
 import re
+from collections import Counter
 
 import numpy as np
 
@@ -40,11 +41,14 @@ def _reference_layout(state_dict):
     layer_indices = {int(m.group(1)) for m in map(_LAYER_PARAMETER.match, state_dict) if m}
     if not layer_indices:
         raise ValueError("Not an MS-RNN checkpoint: no 'rnns.lstm.<layer>.' parameters.")
-    kernel_size = max(
+    # The gate kernel is the most common one; MotionRNN also has 2x2 and 4x4
+    # (de)convolutions, and most cells have 1x1 ones.
+    kernels = Counter(
         value.shape[-1]
         for name, value in state_dict.items()
-        if name.startswith("rnns.lstm.0.") and value.ndim == 4
+        if name.startswith("rnns.lstm.0.") and value.ndim == 4 and value.shape[-1] > 1
     )
+    kernel_size = kernels.most_common(1)[0][0] if kernels else 1
     return max(layer_indices) + 1, int(filters), int(channels), int(kernel_size)
 
 
