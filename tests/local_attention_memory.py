@@ -1,0 +1,38 @@
+"""Peak memory of PrecipLSTM's local attention, forward and backward, at radar size.
+
+    MALLOC_MMAP_THRESHOLD_=65536 KERAS_BACKEND=torch python -m tests.local_attention_memory
+
+(The fixed mmap threshold makes glibc return freed buffers, so the peak over
+the starting resident size is the op's own memory.)
+"""
+
+import time
+
+import keras
+import numpy as np
+
+from keras_msrnn.bench import _proc_status_megabytes, _reset_peak_rss
+from keras_msrnn.ops import local_attention
+from tests.backend_gradients import gradients
+
+SIZE, CHANNELS, WINDOW = 124, 64, 30
+
+
+def main():
+    x = keras.Variable(np.random.default_rng(0).random((1, SIZE, SIZE, CHANNELS), dtype="float32"))
+    before = _proc_status_megabytes("VmRSS")
+    _reset_peak_rss()
+    start = time.perf_counter()
+    gradients(lambda: keras.ops.sum(local_attention(x.value, x.value, x.value, WINDOW)), [x])
+    peak = _proc_status_megabytes("VmHWM") - before
+    naive = 2 * WINDOW**2 * SIZE * SIZE * CHANNELS * 4 / 2**20
+    print(
+        f"{keras.config.backend()}: local attention {SIZE}x{SIZE}x{CHANNELS}, window {WINDOW}, "
+        f"forward + backward: peak {peak:.0f} MB over the resident {before:.0f} MB, "
+        f"{time.perf_counter() - start:.1f} s (the {WINDOW**2} shifted copies of K and V "
+        f"alone would take {naive:.0f} MB)"
+    )
+
+
+if __name__ == "__main__":
+    main()
