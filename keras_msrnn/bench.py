@@ -24,8 +24,6 @@ import time
 
 import numpy as np
 
-MSRNN_SCALES = (1, 2, 4, 4, 2, 1)
-
 
 def _proc_status_megabytes(field):
     with open("/proc/self/status") as status:
@@ -192,6 +190,8 @@ def main(argv=None):
     parser.add_argument("--worker", choices=["plain", "ms"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
+        from keras_msrnn.models.ms_stack import MSRNN_SCALES
+
         scales = (1,) * args.layers if args.worker == "plain" else MSRNN_SCALES
         print(json.dumps(run_variant(args, scales)))
         return 0

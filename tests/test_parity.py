@@ -1,6 +1,5 @@
 """Parity with the authors' PyTorch implementation (shared/reference/msrnn)."""
 
-import keras
 import numpy as np
 import pytest
 from keras import ops

@@ -103,12 +103,19 @@ class RecurrentCell(keras.layers.Layer):
         """
         return cls(**config)
 
-    def make_conv(self, filters, kernel_size=None, use_bias=True, name=None):
-        """Creates a stride-1 'same' convolution owned by this cell."""
-        return keras.layers.Conv2D(
+    def make_conv(
+        self, filters, kernel_size=None, use_bias=True, name=None, strides=1, padding="same",
+        layer=keras.layers.Conv2D,
+    ):
+        """Creates a convolution owned by this cell, with the cell's initializers.
+
+        Stride-1 'same' by default; `layer` may be `keras.layers.Conv2DTranspose`.
+        """
+        return layer(
             filters,
             kernel_size or self.kernel_size,
-            padding="same",
+            strides=strides,
+            padding=padding,
             use_bias=use_bias,
             kernel_initializer=self.kernel_initializer,
             bias_initializer=self.bias_initializer,

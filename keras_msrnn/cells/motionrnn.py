@@ -3,7 +3,7 @@
 from keras import layers, ops
 
 from keras_msrnn.api_export import keras_msrnn_export
-from keras_msrnn.cells.base import gates, register_cell
+from keras_msrnn.cells.base import register_cell
 from keras_msrnn.cells.mim import MIMCell
 from keras_msrnn.ops.warp import warp
 
@@ -91,23 +91,16 @@ class MotionRNNCell(MIMCell):
         self.motion_channels = 2 * neighbourhood**2
         small = self.motion_filters
         motion = self.motion_channels
-        self.conv_enc = layers.Conv2D(small, 2, strides=2, padding="valid", name="conv_enc", **self._conv_options())
+        self.conv_enc = self.make_conv(small, 2, strides=2, padding="valid", name="conv_enc")
         self.conv_u = self.make_conv(motion, kernel_size=1, name="conv_u")
         self.conv_r = self.make_conv(motion, kernel_size=1, name="conv_r")
         self.conv_z = self.make_conv(motion, kernel_size=1, name="conv_z")
         self.conv_hm = self.make_conv(neighbourhood**2, kernel_size=1, name="conv_hm")
         self.conv_dec = self.make_conv(small, kernel_size=1, name="conv_dec")
-        self.deconv_dec = layers.Conv2DTranspose(
-            filters, 4, strides=2, padding="same", name="deconv_dec", **self._conv_options()
+        self.deconv_dec = self.make_conv(
+            filters, 4, strides=2, layer=layers.Conv2DTranspose, name="deconv_dec"
         )
         self.conv_g = self.make_conv(filters, kernel_size=1, name="conv_g")
-
-    def _conv_options(self):
-        return dict(
-            kernel_initializer=self.kernel_initializer,
-            bias_initializer=self.bias_initializer,
-            dtype=self.dtype_policy,
-        )
 
     @property
     def state_names(self):
