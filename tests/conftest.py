@@ -9,6 +9,8 @@ REFERENCE_DIR = Path(
     os.environ.get("KERAS_MSRNN_REFERENCE_DIR", REPO.parent / "shared" / "reference" / "msrnn")
 )
 
+DATA_DIR = Path(os.environ.get("KERAS_MSRNN_SHARED_DATA", REPO.parent / "shared" / "data"))
+
 
 def pytest_addoption(parser):
     parser.addoption("--run-large", action="store_true", help="run slow checks (training, benchmarks)")
@@ -34,6 +36,14 @@ def reference_dir():
             f"Reference outputs not found at {REFERENCE_DIR}; set KERAS_MSRNN_REFERENCE_DIR."
         )
     return REFERENCE_DIR
+
+
+@pytest.fixture
+def shared_data():
+    """The project's real data folder (MNIST, radar, video); see its README."""
+    if not DATA_DIR.is_dir():
+        pytest.fail(f"Shared data not found at {DATA_DIR}; set KERAS_MSRNN_SHARED_DATA.")
+    return DATA_DIR
 
 
 @pytest.fixture(autouse=True)

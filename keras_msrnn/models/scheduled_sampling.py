@@ -185,6 +185,12 @@ class EpochReverseSampling(SamplingSchedule):
 _SCHEDULES = {"linear": LinearSampling, "teacher_forcing": TeacherForcing, "free_running": FreeRunning}
 
 
+_SCHEDULE_CLASSES = {
+    cls.__name__: cls
+    for cls in (LinearSampling, TeacherForcing, FreeRunning, ReverseSampling, EpochReverseSampling)
+}
+
+
 def get_schedule(identifier):
     """Turns a name, config dict or schedule into a `SamplingSchedule`."""
     if isinstance(identifier, SamplingSchedule):
@@ -192,7 +198,10 @@ def get_schedule(identifier):
     if isinstance(identifier, str) and identifier in _SCHEDULES:
         return _SCHEDULES[identifier]()
     if isinstance(identifier, dict):
-        schedule = keras.saving.deserialize_keras_object(identifier)
+        # Recipes may name a schedule by its bare class name.
+        schedule = keras.saving.deserialize_keras_object(
+            identifier, custom_objects=_SCHEDULE_CLASSES
+        )
         if isinstance(schedule, SamplingSchedule):
             return schedule
     raise ValueError(

@@ -1,0 +1,11 @@
+"""Spatiotemporal data sets as `keras.utils.PyDataset`s.
+
+Every data set yields `((context, future), future)` batches of float32
+frames in `[0, 1]`, channels-last, so `model.fit(dataset)` works on every
+backend.
+"""
+
+from keras_msrnn.datasets.base import SequenceDataset
+from keras_msrnn.datasets.moving_mnist import MovingMNIST
+
+__all__ = ["MovingMNIST", "SequenceDataset"]

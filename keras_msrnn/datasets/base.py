@@ -1,0 +1,146 @@
+"""The batching contract shared by every keras_msrnn data set."""
+
+import math
+import os
+
+import keras
+import numpy as np
+
+DATA_DIR_VARIABLE = "KERAS_MSRNN_DATA"
+
+
+def default_data_dir(name):
+    """`$KERAS_MSRNN_DATA/<name>`, else `~/.keras/datasets/keras_msrnn/<name>`."""
+    root = os.environ.get(DATA_DIR_VARIABLE) or os.path.join(
+        os.path.expanduser("~"), ".keras", "datasets", "keras_msrnn"
+    )
+    return os.path.join(root, name)
+
+
+def require_files(data_dir, file_names, dataset, hint=""):
+    """Paths of `file_names` in `data_dir`; names every missing one if any are."""
+    paths = [os.path.join(data_dir, name) for name in file_names]
+    missing = [name for name, path in zip(file_names, paths) if not os.path.exists(path)]
+    if missing:
+        raise FileNotFoundError(
+            f"{dataset}: missing {', '.join(missing)} in {os.path.abspath(data_dir)}. "
+            f"Put the files there (or pass `data_dir=`){hint}."
+        )
+    return paths
+
+
+def positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    return int(value)
+
+
+class SequenceDataset(keras.utils.PyDataset):
+    """Batches `((context, future), future)` of float32 frames in `[0, 1]`.
+
+    Subclasses provide `num_sequences` and `load_sequences(indices)`, which
+    returns `(len(indices), input_length + output_length, H, W, C)` frames
+    as uint8 (scaled by 1/255) or as floats already in `[0, 1]`.
+
+    Args:
+        batch_size: int. Sequences per batch.
+        input_length: int. Context frames per sequence.
+        output_length: int. Future frames per sequence.
+        shuffle: bool. Reshuffle the sequence order every epoch.
+        seed: int. Seed of the shuffling (and of any random generation).
+        drop_remainder: bool. Drop the last incomplete batch.
+        **kwargs: `keras.utils.PyDataset` arguments (`workers`,
+            `use_multiprocessing`, `max_queue_size`).
+    """
+
+    def __init__(
+        self,
+        batch_size=16,
+        input_length=10,
+        output_length=10,
+        shuffle=False,
+        seed=None,
+        drop_remainder=False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.batch_size = positive_int("batch_size", batch_size)
+        self.input_length = positive_int("input_length", input_length)
+        self.output_length = positive_int("output_length", output_length)
+        self.shuffle = bool(shuffle)
+        self.seed = seed
+        self.drop_remainder = bool(drop_remainder)
+        self.epoch = 0
+        self._order = None
+
+    @property
+    def sequence_length(self):
+        return self.input_length + self.output_length
+
+    @property
+    def num_sequences(self):
+        raise NotImplementedError
+
+    def load_sequences(self, indices):
+        raise NotImplementedError
+
+    def __len__(self):
+        rounding = math.floor if self.drop_remainder else math.ceil
+        return int(rounding(self.num_sequences / self.batch_size))
+
+    def _sequence_order(self):
+        if not self.shuffle:
+            return None
+        if self._order is None:
+            rng = np.random.default_rng(None if self.seed is None else [self.seed, self.epoch])
+            self._order = rng.permutation(self.num_sequences)
+        return self._order
+
+    def batch_indices(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"Batch {index} out of range for {len(self)} batches.")
+        start = index * self.batch_size
+        stop = min(start + self.batch_size, self.num_sequences)
+        order = self._sequence_order()
+        return np.arange(start, stop) if order is None else order[start:stop]
+
+    def __getitem__(self, index):
+        frames = to_unit_float(self.load_sequences(self.batch_indices(index)))
+        context = frames[:, : self.input_length]
+        future = frames[:, self.input_length : self.sequence_length]
+        return (context, future), future
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self._order = None
+
+    def as_numpy(self, max_sequences=None):
+        """All sequences (or the first `max_sequences`) as one float32 array."""
+        count = self.num_sequences if max_sequences is None else min(max_sequences, self.num_sequences)
+        return to_unit_float(self.load_sequences(np.arange(count)))
+
+    def as_tf_dataset(self):
+        """The same batches as a `tf.data.Dataset` (needs TensorFlow installed)."""
+        import tensorflow as tf  # only for TensorFlow users; optional dependency
+
+        (context, future), _ = self[0]
+        spec = (
+            tf.TensorSpec((None,) + context.shape[1:], tf.float32),
+            tf.TensorSpec((None,) + future.shape[1:], tf.float32),
+        )
+
+        def batches():
+            for index in range(len(self)):
+                yield self[index]
+            self.on_epoch_end()
+
+        return tf.data.Dataset.from_generator(
+            batches, output_signature=(spec, spec[1])
+        ).prefetch(tf.data.AUTOTUNE)
+
+
+def to_unit_float(frames):
+    frames = np.asarray(frames)
+    if frames.dtype == np.uint8:
+        return frames.astype(np.float32) / np.float32(255.0)
+    return frames.astype(np.float32, copy=False)

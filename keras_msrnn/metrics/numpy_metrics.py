@@ -1,0 +1,250 @@
+"""Forecast metrics as plain numpy functions, for offline evaluation.
+
+Every function takes `prediction` and `truth` shaped
+`(batch, time, height, width, channels)` with values on the `[0, 1]` pixel
+scale and returns one value per `(batch, time)` frame; averaging over
+samples and frames is left to `ForecastEvaluation`. Definitions follow the
+MS-RNN evaluation code (`util/evaluation.py`); the OpenSTL/skimage SSIM is
+available through `ssim(..., convention="openstl")`.
+"""
+
+import numpy as np
+
+RAIN_THRESHOLDS_MM_H = (0.5, 2.0, 5.0, 10.0, 30.0)
+BALANCING_WEIGHTS = (1, 1, 2, 5, 10, 30)
+DBZ_SCALE = 70.0
+DBZ_OFFSET = 10.0
+# Z = a R^b: Germany's RADOLAN (MS-RNN's DWD set) and HKO's Marshall-Palmer.
+ZR_RELATIONS = {"dwd": (256.0, 1.42), "hko": (58.53, 1.56)}
+
+
+def _check_pair(prediction, truth):
+    prediction, truth = np.asarray(prediction), np.asarray(truth)
+    if prediction.shape != truth.shape or prediction.ndim != 5:
+        raise ValueError(
+            "prediction and truth must both be (batch, time, height, width, channels); "
+            f"got {prediction.shape} and {truth.shape}."
+        )
+    return prediction, truth
+
+
+def frame_mse(prediction, truth):
+    """Sum of squared errors over each frame's pixels and channels, `(B, T)`."""
+    prediction, truth = _check_pair(prediction, truth)
+    return np.sum(np.square(prediction - truth), axis=(2, 3, 4))
+
+
+def frame_mae(prediction, truth):
+    """Sum of absolute errors over each frame's pixels and channels, `(B, T)`."""
+    prediction, truth = _check_pair(prediction, truth)
+    return np.sum(np.abs(prediction - truth), axis=(2, 3, 4))
+
+
+def psnr(prediction, truth):
+    """`10 log10(1 / (mean squared error + 1e-5))` per frame (data range 1)."""
+    prediction, truth = _check_pair(prediction, truth)
+    mse = np.mean(np.square(prediction - truth), axis=(2, 3, 4))
+    return 10 * np.log10(1.0 / (mse + 1e-5))
+
+
+def gradient_difference(prediction, truth):
+    """GDL: summed differences of absolute forward differences, `(B, T)`."""
+    prediction, truth = _check_pair(prediction, truth)
+    total = 0.0
+    for axis in (2, 3):
+        difference = np.abs(np.diff(prediction, axis=axis)) - np.abs(np.diff(truth, axis=axis))
+        total = total + np.sum(np.abs(difference), axis=(2, 3, 4))
+    return total
+
+
+def gaussian_window(size, sigma):
+    """The normalised 2-D Gaussian of the TF/HKO SSIM (`_FSpecialGauss`)."""
+    offset = 0.5 if size % 2 == 0 else 0.0
+    radius = size // 2
+    coords = np.arange(-radius, radius + 1 - (size % 2 == 0)) + offset
+    window = np.exp(-(coords[:, None] ** 2 + coords[None, :] ** 2) / (2.0 * sigma**2))
+    return window / window.sum()
+
+
+def _valid_filter(images, window):
+    """'valid' correlation of `(N, H, W, C)` images with a 2-D window."""
+    size = window.shape[0]
+    patches = np.lib.stride_tricks.sliding_window_view(images, (size, size), axis=(1, 2))
+    return np.einsum("nhwcij,ij->nhwc", patches, window)
+
+
+SSIM_CONVENTIONS = ("msrnn", "openstl")
+
+
+def ssim(prediction, truth, convention="msrnn", data_range=None):
+    """Mean structural similarity per frame, `(B, T)`.
+
+    Args:
+        convention: `"msrnn"`: the TF/HKO single-scale SSIM of the MS-RNN
+            code: an 11x11 Gaussian window (sigma 1.5; shrunk for frames
+            smaller than 11), 'valid' filtering, data range 1.
+            `"openstl"`: skimage's `structural_similarity` as OpenSTL calls
+            it: a 7x7 uniform window, sample covariance, and data range 2
+            (skimage's old default for float images, which OpenSTL relied
+            on).
+        data_range: overrides the convention's data range.
+    """
+    prediction, truth = _check_pair(prediction, truth)
+    if convention not in SSIM_CONVENTIONS:
+        raise ValueError(f"`convention` must be one of {SSIM_CONVENTIONS}. Received: {convention!r}")
+    batch, time, height, width, channels = prediction.shape
+    if convention == "msrnn":
+        size = min(11, height, width)
+        window, covariance_scale = gaussian_window(size, size * 1.5 / 11), 1.0
+        data_range = 1.0 if data_range is None else data_range
+    else:
+        size = 7
+        if min(height, width) < size:
+            raise ValueError(f"OpenSTL SSIM needs frames of at least 7x7; got {height}x{width}.")
+        window = np.full((size, size), 1.0 / size**2)
+        covariance_scale = size**2 / (size**2 - 1.0)
+        data_range = 2.0 if data_range is None else data_range
+    x = prediction.reshape(-1, height, width, channels).astype(np.float64)
+    y = truth.reshape(-1, height, width, channels).astype(np.float64)
+    mu_x, mu_y = _valid_filter(x, window), _valid_filter(y, window)
+    var_x = covariance_scale * (_valid_filter(x * x, window) - mu_x * mu_x)
+    var_y = covariance_scale * (_valid_filter(y * y, window) - mu_y * mu_y)
+    cov = covariance_scale * (_valid_filter(x * y, window) - mu_x * mu_y)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    )
+    return ssim_map.mean(axis=(1, 2, 3)).reshape(batch, time)
+
+
+def rain_to_pixel(rain_mm_h, convention="dwd"):
+    """Rain rate (mm/h) -> pixel value `clip((dBZ + 10) / 70, 0, 1)`.
+
+    `dBZ = 10 log10(a R^b)` with Germany's `Z = 256 R^1.42` (`"dwd"`) or
+    HKO's Marshall-Palmer `Z = 58.53 R^1.56` (`"hko"`). Zero rain maps to 0.
+    """
+    if convention not in ZR_RELATIONS:
+        raise ValueError(f"`convention` must be one of {tuple(ZR_RELATIONS)}. Received: {convention!r}")
+    a, b = ZR_RELATIONS[convention]
+    rain = np.asarray(rain_mm_h, np.float64)
+    with np.errstate(divide="ignore"):
+        dbz = 10 * np.log10(a) + 10 * b * np.log10(rain)
+    return np.where(rain > 0, np.clip((dbz + DBZ_OFFSET) / DBZ_SCALE, 0, 1), 0.0)
+
+
+def pixel_thresholds(convention="dwd", thresholds_mm_h=RAIN_THRESHOLDS_MM_H):
+    return rain_to_pixel(np.asarray(thresholds_mm_h), convention)
+
+
+def balancing_weights(truth, convention="dwd"):
+    """Per-pixel B-MSE weights from the true pixel value's rain class."""
+    classes = np.searchsorted(pixel_thresholds(convention), np.asarray(truth), side="right")
+    return np.asarray(BALANCING_WEIGHTS, np.float32)[classes]
+
+
+def balanced_mse(prediction, truth, convention="dwd"):
+    prediction, truth = _check_pair(prediction, truth)
+    weights = balancing_weights(truth, convention)
+    return np.sum(weights * np.square(prediction - truth), axis=(2, 3, 4))
+
+
+def balanced_mae(prediction, truth, convention="dwd"):
+    prediction, truth = _check_pair(prediction, truth)
+    weights = balancing_weights(truth, convention)
+    return np.sum(weights * np.abs(prediction - truth), axis=(2, 3, 4))
+
+
+def contingency_counts(prediction, truth, convention="dwd"):
+    """Hits, misses, false alarms, correct negatives, each `(B, T, thresholds)`."""
+    prediction, truth = _check_pair(prediction, truth)
+    thresholds = pixel_thresholds(convention)
+    predicted = prediction[..., None] >= thresholds
+    observed = truth[..., None] >= thresholds
+
+    def count(mask):
+        return np.sum(mask, axis=(2, 3, 4)).astype(np.int64)
+
+    return (
+        count(predicted & observed),
+        count(~predicted & observed),
+        count(predicted & ~observed),
+        count(~predicted & ~observed),
+    )
+
+
+def skill_scores(hits, misses, false_alarms, correct_negatives):
+    """POD, FAR, CSI, HSS from (summed) contingency counts; NaN where undefined."""
+    tp, fn, fp, tn = (np.asarray(v, np.float64) for v in (hits, misses, false_alarms, correct_negatives))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {
+            "pod": tp / (tp + fn),
+            "far": fp / (tp + fp),
+            "csi": tp / (tp + fn + fp),
+            "hss": 2 * (tp * tn - fn * fp) / ((tp + fn) * (fn + tn) + (tp + fp) * (fp + tn)),
+        }
+
+
+PER_FRAME_METRICS = {
+    "mse": frame_mse,
+    "mae": frame_mae,
+    "ssim": ssim,
+    "psnr": psnr,
+    "gdl": gradient_difference,
+}
+
+
+class ForecastEvaluation:
+    """Accumulates per-frame metrics over a test set, as the MS-RNN code does.
+
+    Each per-frame metric is summed over sequences and divided by their
+    number; contingency counts are summed over the whole set before the skill
+    scores are taken. `results()` gives per-frame curves and the headline
+    (mean over frames, NaN read as 0).
+
+    Args:
+        convention: `"dwd"` or `"hko"`, the rain conversion of the
+            thresholds (the MS-RNN code uses HKO's for non-radar data).
+        ssim_convention: `"msrnn"` or `"openstl"`.
+    """
+
+    def __init__(self, convention="hko", ssim_convention="msrnn"):
+        pixel_thresholds(convention)  # validates the name
+        self.convention = convention
+        self.ssim_convention = ssim_convention
+        self.count = 0
+        self.sums = {}
+        self.contingency = None
+
+    def update(self, prediction, truth):
+        prediction = np.clip(np.asarray(prediction, np.float32), 0, 1)
+        truth = np.asarray(truth, np.float32)
+        per_frame = {name: fn(prediction, truth) for name, fn in PER_FRAME_METRICS.items() if name != "ssim"}
+        per_frame["ssim"] = ssim(prediction, truth, self.ssim_convention)
+        per_frame["b_mse"] = balanced_mse(prediction, truth, self.convention)
+        per_frame["b_mae"] = balanced_mae(prediction, truth, self.convention)
+        for name, values in per_frame.items():
+            self.sums[name] = self.sums.get(name, 0.0) + values.astype(np.float64).sum(axis=0)
+        counts = np.stack([c.sum(axis=0) for c in contingency_counts(prediction, truth, self.convention)])
+        self.contingency = counts if self.contingency is None else self.contingency + counts
+        self.count += prediction.shape[0]
+
+    def results(self, frames=None):
+        """`{"per_frame": {...}, "headline": {...}}`, optionally for a frame slice."""
+        if not self.count:
+            raise ValueError("No forecasts were added; call update() first.")
+        frames = slice(None) if frames is None else frames
+        per_frame = {name: total[frames] / self.count for name, total in self.sums.items()}
+        per_frame.update(skill_scores(*self.contingency[:, frames]))
+        thresholds = [f"{t:g}" for t in RAIN_THRESHOLDS_MM_H]
+        headline = {}
+        for name, curve in per_frame.items():
+            mean = np.nan_to_num(curve).mean(axis=0)
+            if curve.ndim == 2:
+                headline.update({f"{name}_{t}": float(v) for t, v in zip(thresholds, mean)})
+            else:
+                headline[name] = float(mean)
+        return {
+            "per_frame": {name: curve.tolist() for name, curve in per_frame.items()},
+            "headline": headline,
+            "sequences": self.count,
+        }
