@@ -486,6 +486,21 @@ class MSStack(keras.Model):
             input_shape = input_shape[0]
         return (input_shape[0], self.output_length) + tuple(input_shape[2:])
 
+    # === Presets ===
+
+    def save_to_preset(self, preset_dir, metadata=None):
+        """Writes this model as a preset folder; see `keras_msrnn.save_to_preset`."""
+        from keras_msrnn.presets import save_to_preset
+
+        return save_to_preset(self, preset_dir, metadata)
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Loads a preset holding this class; see `keras_msrnn.from_preset`."""
+        from keras_msrnn.presets import from_preset
+
+        return from_preset(preset, load_weights=load_weights, expected_class=cls, **kwargs)
+
     # === Serialization ===
 
     def get_config(self):

@@ -1,0 +1,400 @@
+"""Presets: save, load, upload and list pretrained models.
+
+A preset is a flat folder, the same on disk and on the Hugging Face Hub:
+
+- `config.json`: the serialized model (`keras.saving.serialize_keras_object`
+  with its build config, without its compile config);
+- `metadata.json`: format version, library and Keras versions, parameter
+  count, input shape, and what the author adds (recipe, data set, metrics,
+  training budget);
+- `model.weights.h5`: the weights;
+- `README.md`: the model card.
+
+Loading never runs code from a preset: every object in `config.json` must be
+a registered `keras_msrnn` class or a Keras built-in, and Keras' safe mode
+stays on.
+"""
+
+import datetime
+import json
+import os
+import re
+import shutil
+import tempfile
+import warnings
+
+import keras
+
+from keras_msrnn.presets import model_card
+from keras_msrnn.presets.registry import BUILTIN_PRESETS, builtin_dir
+from keras_msrnn.version import __version__
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+METADATA_FILE = "metadata.json"
+WEIGHTS_FILE = "model.weights.h5"
+README_FILE = "README.md"
+REQUIRED_FILES = (CONFIG_FILE, METADATA_FILE, WEIGHTS_FILE)
+HF_SCHEME = "hf://"
+LIBRARY_NAME = "keras-msrnn"
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]*$")
+
+
+class PresetError(ValueError):
+    """A preset that cannot be found, read or loaded; the message names it."""
+
+
+# === Resolution ===
+
+
+def parse_hf_handle(handle):
+    """`hf://org/name[@revision]` -> `(repo_id, revision or None)`."""
+    if not handle.startswith(HF_SCHEME):
+        raise PresetError(f"{handle!r} is not a Hugging Face handle (hf://org/name[@revision]).")
+    repo_id, _, revision = handle[len(HF_SCHEME) :].partition("@")
+    if not _REPO_ID.match(repo_id) or ".." in repo_id:
+        raise PresetError(
+            f"Invalid Hugging Face handle {handle!r}: expected hf://org/name[@revision] "
+            "with letters, digits, '-', '_' and '.' only."
+        )
+    if revision and (not _REVISION.match(revision) or ".." in revision):
+        raise PresetError(f"Invalid revision {revision!r} in handle {handle!r}.")
+    return repo_id, revision or None
+
+
+def resolve_preset(preset, revision=None, cache_dir=None):
+    """The local folder holding `preset`, downloading it if needed.
+
+    Returns `(folder, downloaded)`; `downloaded` marks a Hub cache snapshot.
+
+    Accepts a built-in name (see `list_presets()`; a built-in whose folder
+    ships with the package loads offline), `hf://org/name[@revision]`, or a
+    local folder. Built-in names win over local folders of the same name.
+    """
+    if not isinstance(preset, (str, os.PathLike)):
+        raise PresetError(f"A preset must be a string or path. Received: {preset!r}")
+    preset = os.fspath(preset)
+    if preset in BUILTIN_PRESETS:
+        bundled = builtin_dir(preset)
+        if bundled and revision is None:
+            return bundled, False
+        preset = BUILTIN_PRESETS[preset]["handle"]
+    if preset.startswith(HF_SCHEME):
+        return _download(preset, revision, cache_dir), True
+    if "://" in preset:
+        raise PresetError(f"Unsupported preset scheme in {preset!r}; use hf://org/name[@revision].")
+    if os.path.isdir(preset):
+        return preset, False
+    raise PresetError(
+        f"Unknown preset {preset!r}: not a built-in name ({', '.join(sorted(BUILTIN_PRESETS))}), "
+        "not an hf://org/name[@revision] handle, and no such folder."
+    )
+
+
+def _download(handle, revision, cache_dir):
+    import huggingface_hub  # called through the module so tests can point it elsewhere
+    import huggingface_hub.constants
+    import huggingface_hub.errors
+
+    repo_id, handle_revision = parse_hf_handle(handle)
+    if revision and handle_revision and revision != handle_revision:
+        raise PresetError(f"{handle!r} pins revision {handle_revision!r}, but revision={revision!r} was passed.")
+    revision = revision or handle_revision
+    paths = []
+    for filename in REQUIRED_FILES:
+        try:
+            paths.append(_download_file(huggingface_hub, handle, repo_id, filename, revision, cache_dir))
+        except PresetError:
+            if paths:  # leave no half-downloaded snapshot behind
+                _evict_from_cache(os.path.dirname(paths[0]))
+            raise
+    folder = os.path.dirname(paths[0])
+    if any(os.path.dirname(path) != folder for path in paths):
+        raise PresetError(f"Preset {handle!r}: files came from different revisions; retry the download.")
+    return folder
+
+
+def _download_file(huggingface_hub, handle, repo_id, filename, revision, cache_dir):
+    try:
+        return huggingface_hub.hf_hub_download(
+            repo_id,
+            filename,
+            revision=revision,
+            cache_dir=cache_dir,
+            library_name=LIBRARY_NAME,
+            library_version=__version__,
+        )
+    except huggingface_hub.errors.RepositoryNotFoundError:
+        raise PresetError(f"Preset {handle!r}: the repository {repo_id!r} does not exist (or is private).") from None
+    except huggingface_hub.errors.RevisionNotFoundError:
+        raise PresetError(f"Preset {handle!r}: revision {revision!r} does not exist.") from None
+    except (huggingface_hub.errors.EntryNotFoundError, huggingface_hub.errors.LocalEntryNotFoundError) as error:
+        offline = huggingface_hub.constants.HF_HUB_OFFLINE
+        reason = "is not in the local cache (HF_HUB_OFFLINE is set)" if offline else "is missing"
+        if isinstance(error, huggingface_hub.errors.LocalEntryNotFoundError) and not offline:
+            reason = "could not be downloaded and is not cached"
+        raise PresetError(f"Preset {handle!r}: {filename} {reason}.") from None
+    except Exception as error:  # the HTTP stack's transport errors share no base class
+        raise PresetError(
+            f"Preset {handle!r}: downloading {filename} failed ({type(error).__name__}: {error})."
+        ) from None
+
+
+def _evict_from_cache(folder):
+    """Removes a downloaded Hub snapshot (and its blobs) that failed to load."""
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if os.path.islink(path):
+            target = os.path.realpath(path)
+            if os.path.exists(target):
+                os.remove(target)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+# === Loading ===
+
+
+def _read_json(folder, filename, preset):
+    path = os.path.join(folder, filename)
+    if not os.path.isfile(path):
+        raise PresetError(f"Preset {preset!r} has no {filename}.")
+    try:
+        with open(path, encoding="utf-8") as file:
+            content = json.load(file)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PresetError(f"Preset {preset!r}: {filename} is not valid JSON ({error}).") from None
+    if not isinstance(content, dict):
+        raise PresetError(f"Preset {preset!r}: {filename} must hold a JSON object.")
+    return content
+
+
+def _check_safe_objects(node, preset):
+    """Refuses any serialized object that is not keras_msrnn's or Keras' own."""
+    if isinstance(node, dict):
+        if "class_name" in node:
+            registered = node.get("registered_name") or ""
+            module = node.get("module") or ""
+            ours = registered.startswith("keras_msrnn>")
+            keras_builtin = module == "keras" or module.startswith("keras.")
+            if node["class_name"] in ("__lambda__", "function") or not (ours or keras_builtin):
+                name = registered or f"{module}.{node['class_name']}"
+                raise PresetError(
+                    f"Preset {preset!r} refers to {name!r}, which is neither a keras_msrnn class "
+                    "nor a Keras built-in; it will not be loaded."
+                )
+        for value in node.values():
+            _check_safe_objects(value, preset)
+    elif isinstance(node, list):
+        for value in node:
+            _check_safe_objects(value, preset)
+
+
+def load_preset_config(folder, preset):
+    """The checked `(config, metadata)` of a preset folder."""
+    metadata = _read_json(folder, METADATA_FILE, preset)
+    version = metadata.get("format_version")
+    if not isinstance(version, int):
+        raise PresetError(f"Preset {preset!r}: metadata.json has no integer format_version.")
+    if version > FORMAT_VERSION:
+        raise PresetError(
+            f"Preset {preset!r} has format_version {version}; this keras-msrnn ({__version__}) reads "
+            f"up to {FORMAT_VERSION}. Upgrade keras-msrnn to load it."
+        )
+    config = _read_json(folder, CONFIG_FILE, preset)
+    registered = config.get("registered_name")
+    if not isinstance(registered, str) or not registered.startswith("keras_msrnn>"):
+        raise PresetError(
+            f"Preset {preset!r}: config.json describes {registered or config.get('class_name')!r}, "
+            "not a keras_msrnn model."
+        )
+    if keras.saving.get_registered_object(registered) is None:
+        raise PresetError(f"Preset {preset!r}: class {registered!r} is not known to this keras-msrnn.")
+    _check_safe_objects(config, preset)
+    saved_keras = metadata.get("keras_version", "")
+    if saved_keras.split(".")[:2] != keras.version().split(".")[:2]:
+        warnings.warn(
+            f"Preset {preset!r} was saved with Keras {saved_keras}; this is Keras {keras.version()}.",
+            stacklevel=3,
+        )
+    return config, metadata
+
+
+def from_preset(preset, load_weights=True, revision=None, cache_dir=None, expected_class=None, **overrides):
+    """Instantiates a model from a preset.
+
+    Args:
+        preset: a built-in name (`keras_msrnn.list_presets()`),
+            `"hf://org/name[@revision]"`, or a local preset folder.
+        load_weights: bool. Load the pretrained weights (else a fresh
+            initialisation of the same architecture).
+        revision: str. Hub branch, tag or commit (also `@revision` in the
+            handle).
+        cache_dir: str. Hugging Face cache folder (defaults to its
+            `HF_HUB_CACHE` / `HF_HOME`).
+        **overrides: model arguments that replace the saved ones (for
+            example `output_length=20` or a different `sampling`).
+
+    Returns:
+        The model, built, with the preset's metadata in `model.preset_metadata`.
+
+    Example:
+
+    ```python
+    model = keras_msrnn.from_preset("ms-predrnn-mnist-cpu")
+    forecast = model.predict(context)           # (batch, 10, 64, 64, 1)
+    model.compile()
+    model.fit(my_frames, epochs=2)              # fine-tune
+    ```
+    """
+    folder, downloaded = resolve_preset(preset, revision, cache_dir)
+    try:
+        return _instantiate(folder, preset, load_weights, expected_class, overrides)
+    except PresetError:
+        if downloaded:
+            _evict_from_cache(folder)
+        raise
+
+
+def _instantiate(folder, preset, load_weights, expected_class, overrides):
+    config, metadata = load_preset_config(folder, preset)
+    model_class = keras.saving.get_registered_object(config["registered_name"])
+    if expected_class is not None and not issubclass(model_class, expected_class):
+        raise PresetError(
+            f"Preset {preset!r} holds a {model_class.__name__}, not a {expected_class.__name__}."
+        )
+    if overrides:
+        config = dict(config, config={**config["config"], **overrides})
+    try:
+        model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    except (TypeError, ValueError) as error:
+        raise PresetError(
+            f"Preset {preset!r} could not be built{_with(overrides)}: {error}"
+        ) from None
+    if not model.built:
+        raise PresetError(f"Preset {preset!r}: config.json has no build_config, so weights cannot load.")
+    if load_weights:
+        weights = os.path.join(folder, WEIGHTS_FILE)
+        if not os.path.isfile(weights):
+            raise PresetError(f"Preset {preset!r} has no {WEIGHTS_FILE}.")
+        try:
+            model.load_weights(weights)
+        except Exception as error:  # h5py and Keras raise many types here
+            raise PresetError(
+                f"Preset {preset!r}: {WEIGHTS_FILE} does not match the model{_with(overrides)} "
+                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})."
+            ) from None
+    model.preset_metadata = metadata
+    return model
+
+
+def _with(overrides):
+    return f" with overrides {overrides}" if overrides else ""
+
+
+# === Saving and uploading ===
+
+
+def save_to_preset(model, preset_dir, metadata=None):
+    """Writes `model` as a preset folder (config, metadata, weights, card).
+
+    Args:
+        model: a built keras_msrnn model.
+        preset_dir: folder to write (created if needed; files are replaced).
+        metadata: dict of extra metadata: `description`, `recipe`,
+            `dataset`, `metrics`, `training` (budget), `license`, ... They
+            also fill the model card.
+    """
+    if not getattr(model, "built", False):
+        raise ValueError("Build the model (call it or fit it once) before saving a preset.")
+    registered = keras.saving.get_registered_name(type(model))
+    if not registered.startswith("keras_msrnn>"):
+        raise ValueError(f"{type(model).__name__} is not a registered keras_msrnn model.")
+    os.makedirs(preset_dir, exist_ok=True)
+    config = keras.saving.serialize_keras_object(model)
+    config.pop("compile_config", None)
+    frame_shape = getattr(model, "frame_shape", None)
+    full_metadata = {
+        "format_version": FORMAT_VERSION,
+        "keras_version": keras.version(),
+        "keras_msrnn_version": __version__,
+        "backend_saved": keras.config.backend(),
+        "date_saved": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d@%H:%M:%S"),
+        "class_name": registered,
+        "parameter_count": int(model.count_params()),
+        "input_shape": [getattr(model, "input_length", None), *(frame_shape or ())],
+        "output_length": getattr(model, "output_length", None),
+    }
+    full_metadata.update(metadata or {})
+    _write_json(os.path.join(preset_dir, CONFIG_FILE), config)
+    _write_json(os.path.join(preset_dir, METADATA_FILE), full_metadata)
+    model.save_weights(os.path.join(preset_dir, WEIGHTS_FILE))
+    with open(os.path.join(preset_dir, README_FILE), "w", encoding="utf-8") as file:
+        file.write(model_card.render(config, full_metadata))
+    return preset_dir
+
+
+def _write_json(path, content):
+    with open(path, "w", encoding="utf-8") as file:
+        json.dump(content, file, indent=2, sort_keys=False)
+        file.write("\n")
+
+
+def validate_preset_dir(preset_dir):
+    """Checks a folder before upload; returns its metadata."""
+    if not os.path.isdir(preset_dir):
+        raise FileNotFoundError(f"Preset folder {preset_dir!r} does not exist.")
+    _, metadata = load_preset_config(preset_dir, preset_dir)
+    if not os.path.isfile(os.path.join(preset_dir, WEIGHTS_FILE)):
+        raise FileNotFoundError(f"Preset folder {preset_dir!r} has no {WEIGHTS_FILE}.")
+    return metadata
+
+
+def upload_preset(handle, preset_dir, commit_message=None, private=None, revision=None):
+    """Uploads a preset folder to the Hugging Face Hub.
+
+    Creates the repository if needed and writes a model card (`README.md`
+    with YAML front matter) when the folder has none. Authentication comes
+    from `HF_TOKEN` or `hf auth login`.
+
+    Args:
+        handle: `"hf://org/name"`.
+        preset_dir: folder written by `save_to_preset`.
+        commit_message: str. Defaults to "Upload keras-msrnn preset".
+        private: bool. Visibility of a newly created repository.
+        revision: str. Branch to commit to.
+
+    Returns:
+        The URL of the commit.
+    """
+    import huggingface_hub
+
+    repo_id, handle_revision = parse_hf_handle(handle)
+    if handle_revision:
+        raise PresetError(f"Upload to a branch with revision=..., not {handle!r}.")
+    metadata = validate_preset_dir(preset_dir)
+    with tempfile.TemporaryDirectory() as staging:
+        folder = preset_dir
+        if not os.path.isfile(os.path.join(preset_dir, README_FILE)):
+            folder = os.path.join(staging, "preset")
+            shutil.copytree(preset_dir, folder)
+            config = _read_json(folder, CONFIG_FILE, preset_dir)
+            with open(os.path.join(folder, README_FILE), "w", encoding="utf-8") as file:
+                file.write(model_card.render(config, metadata))
+        repo = huggingface_hub.create_repo(repo_id, exist_ok=True, private=private)
+        commit = huggingface_hub.upload_folder(
+            repo_id=repo.repo_id,
+            folder_path=folder,
+            commit_message=commit_message or "Upload keras-msrnn preset",
+            revision=revision,
+            allow_patterns=[*REQUIRED_FILES, README_FILE],
+        )
+    return getattr(commit, "commit_url", str(commit))
+
+
+def list_presets():
+    """Built-in presets: `{name: {"description", "handle", "bundled", ...}}`."""
+    return {
+        name: {**spec["metadata"], "handle": spec["handle"], "bundled": builtin_dir(name) is not None}
+        for name, spec in sorted(BUILTIN_PRESETS.items())
+    }
