@@ -1,7 +1,145 @@
-"""The `keras-msrnn` command."""
+"""The `keras-msrnn` command: list, predict, evaluate, train, push, bench."""
 
 import argparse
+import json
+import os
 import sys
+
+DATASET_NAMES = {"moving_mnist": "MovingMNIST"}
+
+
+def _add(commands, name, handler, help_text, description=None):
+    parser = commands.add_parser(
+        name, help=help_text, description=description or help_text,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+# === list ===
+
+
+def run_list(args):
+    from keras_msrnn.presets import list_presets
+
+    presets = list_presets()
+    if args.json:
+        print(json.dumps(presets, indent=2))
+        return 0
+    for name, info in presets.items():
+        where = "bundled" if info["bundled"] else info["handle"]
+        print(f"{name}  [{where}]\n    {info['description']}")
+    return 0
+
+
+# === predict ===
+
+
+def run_predict(args):
+    import numpy as np
+
+    from keras_msrnn import visualize
+    from keras_msrnn.presets import from_preset
+
+    model = from_preset(args.preset)
+    height, width, channels = model.frame_shape
+    frames = visualize.load_frames(args.input, channels=channels)
+    if frames.shape[1:3] != (height, width):
+        raise ValueError(
+            f"{args.input} has {frames.shape[1]}x{frames.shape[2]} frames; preset {args.preset!r} "
+            f"expects {height}x{width}."
+        )
+    if frames.shape[-1] != channels:
+        raise ValueError(f"{args.input} has {frames.shape[-1]} channels; the preset expects {channels}.")
+    if len(frames) < model.input_length:
+        raise ValueError(
+            f"{args.input} holds {len(frames)} frames; the preset needs {model.input_length} context frames."
+        )
+    context = frames[: model.input_length]
+    truth = frames[model.input_length : model.input_length + model.output_length]
+    truth = truth if len(truth) == model.output_length else None
+    forecast = np.asarray(model.predict(context[None], verbose=int(args.verbose)))[0]
+    os.makedirs(args.output, exist_ok=True)
+    stem = os.path.join(args.output, "forecast")
+    np.save(stem + ".npy", forecast)
+    visualize.save_gif(stem + ".gif", context, forecast, truth)
+    visualize.save_strip(stem + ".png", context, forecast, truth)
+    print(f"forecast of {len(forecast)} frames: {stem}.npy, {stem}.gif, {stem}.png")
+    if truth is not None:
+        from keras_msrnn.metrics import frame_mae, frame_mse, ssim
+
+        pair = (np.clip(forecast, 0, 1)[None], truth[None])
+        print(
+            f"against the true frames: MSE {frame_mse(*pair).mean():.2f}, "
+            f"MAE {frame_mae(*pair).mean():.2f}, SSIM {ssim(*pair).mean():.4f} (per frame)"
+        )
+    return 0
+
+
+# === evaluate ===
+
+
+def _dataset_class(name):
+    from keras_msrnn import datasets
+
+    class_name = DATASET_NAMES.get(name, name)
+    dataset_class = getattr(datasets, class_name, None)
+    if not isinstance(dataset_class, type):
+        raise ValueError(f"Unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}.")
+    return dataset_class
+
+
+def run_evaluate(args):
+    from keras_msrnn.evaluation import evaluate
+    from keras_msrnn.presets import from_preset
+
+    model = from_preset(args.preset)
+    options = {"batch_size": args.batch_size, "input_length": model.input_length, "output_length": model.output_length}
+    if args.data_dir:
+        options["data_dir"] = args.data_dir
+    if args.num_sequences:
+        options["num_sequences"] = args.num_sequences
+    dataset = _dataset_class(args.dataset)(split=args.split, **options)
+    evaluate(
+        model,
+        dataset,
+        convention=args.convention,
+        ssim_convention=args.ssim_convention,
+        max_batches=args.max_batches,
+        output=args.output,
+        plot=args.plot,
+    )
+    return 0
+
+
+# === train ===
+
+
+def run_train(args):
+    from keras_msrnn import training
+
+    recipe = training.load_recipe(args.recipe)
+    workdir = args.workdir or os.path.join("runs", recipe.get("name", "run"))
+    model, finished = training.train(recipe, workdir, args.data_dir, args.max_minutes, verbose=2)
+    if not finished:
+        print(f"stopped after --max-minutes; run the same command again to resume from {workdir}")
+        return 0
+    if args.preset_out:
+        metadata = training.export_preset(model, recipe, workdir, args.preset_out, args.data_dir)
+        print(f"preset written to {args.preset_out}: {json.dumps(metadata['metrics'])}")
+    return 0
+
+
+# === push ===
+
+
+def run_push(args):
+    from keras_msrnn.presets import upload_preset
+
+    url = upload_preset(args.handle, args.preset_dir, commit_message=args.message, private=args.private)
+    print(url)
+    return 0
 
 
 def _parser():
@@ -11,16 +149,52 @@ def _parser():
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
+    listing = _add(commands, "list", run_list, "list the built-in presets")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+
+    predict = _add(
+        commands, "predict", run_predict, "forecast frames with a preset",
+        "Forecast with a preset. INPUT holds at least input_length frames (.npy, .npz,\n"
+        "animated .gif, or a folder of PNGs); frames after the context are shown as truth.\n"
+        "Writes forecast.npy, forecast.gif and forecast.png (context / truth / forecast).",
+    )
+    predict.add_argument("preset", help="built-in name, hf://org/name[@rev] or a preset folder")
+    predict.add_argument("input", help="frames: .npy, .npz, .gif or a folder of PNGs")
+    predict.add_argument("--output", "-o", default="forecast", help="output folder (default: ./forecast)")
+    predict.add_argument("--verbose", action="store_true", help="show the prediction progress bar")
+
+    evaluate = _add(commands, "evaluate", run_evaluate, "score a preset on a data set")
+    evaluate.add_argument("preset")
+    evaluate.add_argument("dataset", help=f"one of {', '.join(DATASET_NAMES)}")
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--num-sequences", type=int)
+    evaluate.add_argument("--batch-size", type=int, default=16)
+    evaluate.add_argument("--max-batches", type=int)
+    evaluate.add_argument("--convention", choices=("hko", "dwd"), default="hko", help="rain thresholds")
+    evaluate.add_argument("--ssim-convention", choices=("msrnn", "openstl"), default="msrnn")
+    evaluate.add_argument("--output", help="JSON file for the results and per-frame curves")
+    evaluate.add_argument("--plot", help="PNG file for the per-frame curves (needs matplotlib)")
+
+    train = _add(commands, "train", run_train, "train from a zoo/ recipe (resumable)")
+    train.add_argument("recipe", help="a JSON recipe, e.g. zoo/ms-predrnn-mnist-cpu.json")
+    train.add_argument("--workdir", help="checkpoints and logs (default: runs/<recipe name>)")
+    train.add_argument("--data-dir")
+    train.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this; rerun to resume")
+    train.add_argument("--preset-out", help="when finished, evaluate and save a preset here")
+
+    push = _add(commands, "push", run_push, "upload a preset folder to the Hugging Face Hub")
+    push.add_argument("preset_dir")
+    push.add_argument("handle", help="hf://org/name")
+    push.add_argument("--message")
+    push.add_argument("--private", action="store_true")
+
     from keras_msrnn import bench
 
-    bench_parser = commands.add_parser(
-        "bench",
-        help="time and memory of a training step, plain vs multi-scale stack",
-        description=bench.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    bench_parser = _add(
+        commands, "bench", bench.run, "time and memory of a training step, plain vs multi-scale", bench.__doc__
     )
     bench.add_arguments(bench_parser)
-    bench_parser.set_defaults(handler=bench.run)
     return parser
 
 
@@ -28,8 +202,9 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, RuntimeError) as error:
-        print(f"keras-msrnn {args.command}: {error}", file=sys.stderr)
+    except (ValueError, RuntimeError, FileNotFoundError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"keras-msrnn {args.command}: {message}", file=sys.stderr)
         return 1
 
 

@@ -76,8 +76,10 @@ def test_predict_on_any_frame_size_divisible_by_the_largest_factor():
     [
         (dict(cell="lstm"), "Unknown cell 'lstm'. Available cells: convlstm, mim, motionrnn, preciplstm, predrnn, predrnn++, predrnn_v2, trajgru"),
         (dict(cell=None), "Unknown cell None"),
-        (dict(scales=(1, 3, 2)), "Consecutive `scales` must divide one another"),
+        (dict(scales=(1, 3, 2, 1)), "Consecutive `scales` must divide one another"),
         (dict(scales=()), "non-empty sequence of positive int"),
+        (dict(scales=(1, 2)), "first and last layers must work at full resolution"),
+        (dict(scales=(2, 1)), "first and last layers must work at full resolution"),
         (dict(filters=0), "`filters` must be a positive int"),
         (dict(input_length=0), "`input_length` must be a positive int"),
         (dict(kernel_size=4), "`kernel_size` must be a positive odd int"),

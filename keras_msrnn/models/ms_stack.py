@@ -40,6 +40,11 @@ def _validate_scales(scales):
         raise ValueError(
             f"`scales` must be a non-empty sequence of positive int down factors. Received: scales={scales!r}"
         )
+    if scales[0] != 1 or scales[-1] != 1:
+        raise ValueError(
+            "The first and last layers must work at full resolution (scale 1): the "
+            f"embedding feeds the first and the read-out reads the last. Received: scales={scales!r}"
+        )
     for below, above in zip(scales, scales[1:]):
         if max(below, above) % min(below, above):
             raise ValueError(
