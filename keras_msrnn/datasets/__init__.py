@@ -5,7 +5,8 @@ frames in `[0, 1]`, channels-last, so `model.fit(dataset)` works on every
 backend.
 """
 
+from keras_msrnn.datasets.arrays import FrameWindows
 from keras_msrnn.datasets.base import SequenceDataset
 from keras_msrnn.datasets.moving_mnist import MovingMNIST
 
-__all__ = ["MovingMNIST", "SequenceDataset"]
+__all__ = ["FrameWindows", "MovingMNIST", "SequenceDataset"]
