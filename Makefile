@@ -5,12 +5,21 @@ BIN := $(VENV)/bin
 BACKENDS := tensorflow torch jax
 PYTEST_ARGS ?=
 
-.PHONY: test bench clean
+.PHONY: forecast test bench clean
+
+PRESET ?= ms-predrnn-mnist-cpu
+SAMPLE ?= examples/data/moving_mnist_test_0.npy
+FORECAST_BACKEND ?= torch
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[all,test]"
 	touch $@
+
+# The main job: a forecast from the bundled pretrained preset on a bundled
+# Moving MNIST sequence, offline. Writes forecast/forecast.{gif,png,npy}.
+forecast: $(BIN)/.installed
+	KERAS_BACKEND=$(FORECAST_BACKEND) $(BIN)/keras-msrnn predict $(PRESET) $(SAMPLE) --output forecast
 
 # The fast suite once per backend; fails if any backend fails.
 test: $(BIN)/.installed

@@ -81,7 +81,11 @@ def test_evaluate_prints_a_table_and_writes_json(tiny_preset, tmp_path, capsys, 
     folder, _ = tiny_preset
     output = str(tmp_path / "results.json")
     args = ["evaluate", folder, "moving_mnist", "--data-dir", str(shared_data / "mnist"), "--num-sequences", "4"]
-    assert cli.main(args + ["--batch-size", "2", "--output", output]) == 0
+    plot = str(tmp_path / "curves.png")
+    assert cli.main(args + ["--batch-size", "2", "--output", output, "--plot", plot]) == 0
+    from PIL import Image
+
+    assert Image.open(plot).size == (900, 320)
     printed = capsys.readouterr().out
     assert "future frames" in printed and "(4 sequences)" in printed
     results = json.load(open(output))

@@ -124,3 +124,16 @@ def test_as_tf_dataset_yields_the_same_batches(mnist_dir):
     batches = list(data.as_tf_dataset())
     assert len(batches) == 2
     np.testing.assert_array_equal(batches[1][0][0].numpy(), data[1][0][0])
+
+
+def test_frame_windows_cut_sliding_windows_from_user_frames():
+    video = np.arange(12 * 4 * 4, dtype=np.float32).reshape(12, 4, 4) / (12 * 16)
+    data = keras_msrnn.datasets.FrameWindows(video, stride=3, input_length=2, output_length=3, batch_size=2)
+    assert data.num_sequences == 3  # starts 0, 3, 6
+    (context, future), _ = data[1]
+    np.testing.assert_array_equal(context[0, :, :, :, 0], video[6:8])
+    np.testing.assert_array_equal(future[0, :, :, :, 0], video[8:11])
+    with pytest.raises(ValueError, match="shorter than input_length \\+ output_length = 20"):
+        keras_msrnn.datasets.FrameWindows(video)
+    with pytest.raises(ValueError, match="must be uint8 or float"):
+        keras_msrnn.datasets.FrameWindows(np.zeros((30, 4, 4), np.int32))
