@@ -5,7 +5,15 @@ import json
 import os
 import sys
 
-DATASET_NAMES = {"moving_mnist": "MovingMNIST"}
+# name -> (class in keras_msrnn.datasets, fixed arguments)
+DATASET_NAMES = {
+    "moving_mnist": ("MovingMNIST", {}),
+    "taxibj": ("TaxiBJ", {}),
+    "kth": ("KTH", {}),
+    "radar_germany": ("RadarGermany", {}),
+    "radar_knmi": ("RadarSequences", {"source": "knmi"}),
+    "radar_fmi": ("RadarSequences", {"source": "fmi"}),
+}
 
 
 def _add(commands, name, handler, help_text, description=None):
@@ -80,14 +88,13 @@ def run_predict(args):
 # === evaluate ===
 
 
-def _dataset_class(name):
+def make_dataset(name, **options):
     from keras_msrnn import datasets
 
-    class_name = DATASET_NAMES.get(name, name)
-    dataset_class = getattr(datasets, class_name, None)
-    if not isinstance(dataset_class, type):
+    if name not in DATASET_NAMES:
         raise ValueError(f"Unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}.")
-    return dataset_class
+    class_name, fixed = DATASET_NAMES[name]
+    return getattr(datasets, class_name)(**fixed, **options)
 
 
 def run_evaluate(args):
@@ -100,7 +107,7 @@ def run_evaluate(args):
         options["data_dir"] = args.data_dir
     if args.num_sequences:
         options["num_sequences"] = args.num_sequences
-    dataset = _dataset_class(args.dataset)(split=args.split, **options)
+    dataset = make_dataset(args.dataset, split=args.split, **options)
     evaluate(
         model,
         dataset,

@@ -137,3 +137,180 @@ def test_frame_windows_cut_sliding_windows_from_user_frames():
         keras_msrnn.datasets.FrameWindows(video)
     with pytest.raises(ValueError, match="must be uint8 or float"):
         keras_msrnn.datasets.FrameWindows(np.zeros((30, 4, 4), np.int32))
+
+
+# === TaxiBJ ===
+
+
+def write_taxibj(folder, days=3, seed=0, drop_last_slot_of_day=None):
+    """Four small files in the ST-ResNet schema: data (T, 2, 32, 32), date YYYYMMDDSS."""
+    import h5py
+
+    from keras_msrnn.datasets.taxibj import TAXIBJ_FILES
+
+    rng = np.random.default_rng(seed)
+    for year_index, name in enumerate(TAXIBJ_FILES):
+        stamps = [
+            f"201{3 + year_index}03{day + 1:02d}{slot:02d}".encode()
+            for day in range(days) for slot in range(1, 49)
+            if not (day == drop_last_slot_of_day and slot == 48)
+        ]
+        data = rng.uniform(-5, 1000, (len(stamps), 2, 32, 32)).astype(np.float64)
+        with h5py.File(os.path.join(folder, name), "w") as file:
+            file["data"], file["date"] = data, np.array(stamps)
+
+
+def test_taxibj_protocols(tmp_path, shared_data):
+    write_taxibj(str(tmp_path), drop_last_slot_of_day=1)
+    shutil_copy = __import__("shutil").copy
+    shutil_copy(shared_data / "taxibj" / "BJ_Holiday.txt", tmp_path)
+    openstl = keras_msrnn.datasets.TaxiBJ("train", "openstl", data_dir=str(tmp_path), test_windows=48, batch_size=4)
+    (context, future), _ = openstl[0]
+    assert context.shape == (4, 4, 32, 32, 2)
+    assert 0 <= openstl.frames.min() and openstl.frames[: len(openstl.frames) - 48].max() == pytest.approx(1.0)
+    # Day 2 of each year is incomplete and dropped: 2 days x 48 slots per year.
+    assert len(openstl.frames) == 4 * 2 * 48
+    # Windows never span the gap between years or the dropped day.
+    starts = openstl.starts
+    assert all(openstl.times[s + 7] - openstl.times[s] == 7 * (openstl.times[1] - openstl.times[0]) for s in starts)
+    test = keras_msrnn.datasets.TaxiBJ("test", "openstl", data_dir=str(tmp_path), test_windows=48)
+    assert test.num_sequences == 48
+    msrnn = keras_msrnn.datasets.TaxiBJ("test", "msrnn", data_dir=str(tmp_path), test_windows=48, batch_size=2)
+    (context, future), _ = msrnn[0]
+    assert context.shape == (2, 4, 32, 32, 1)
+    # Newest first: the first context frame is the last slot of the window, 8-bit quantised inflow.
+    window = openstl.frames[test.starts[0] : test.starts[0] + 8, ..., 0]
+    np.testing.assert_allclose(context[0, 0, ..., 0], np.floor(window[-1] * 255) / 255, atol=1e-6)
+    np.testing.assert_allclose(future[0, -1, ..., 0], np.floor(window[0] * 255) / 255, atol=1e-6)
+    import datetime
+
+    lines = (shared_data / "taxibj" / "BJ_Holiday.txt").read_text().split()
+    assert len(msrnn.holidays) == len(set(lines))
+    assert min(msrnn.holidays) == datetime.date(2013, 1, 1) and max(msrnn.holidays) == datetime.date(2016, 6, 11)
+    with pytest.raises(ValueError, match="protocol"):
+        keras_msrnn.datasets.TaxiBJ("train", "simvp", data_dir=str(tmp_path))
+
+
+def test_taxibj_missing_and_bad_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing BJ13_M32x32_T30_InOut.h5, BJ14"):
+        keras_msrnn.datasets.TaxiBJ(data_dir=str(tmp_path))
+    write_taxibj(str(tmp_path))
+    (tmp_path / "BJ15_M32x32_T30_InOut.h5").write_bytes(b"\x89HDF\r\n truncated")
+    with pytest.raises(ValueError, match="BJ15_M32x32_T30_InOut.h5 is not a TaxiBJ file"):
+        keras_msrnn.datasets.TaxiBJ(data_dir=str(tmp_path), test_windows=10)
+
+
+def test_a_tiny_model_trains_on_taxibj(tmp_path):
+    write_taxibj(str(tmp_path), days=1)
+    data = keras_msrnn.datasets.TaxiBJ("train", data_dir=str(tmp_path), test_windows=8, batch_size=4,
+                                       input_length=2, output_length=2)
+    model = keras_msrnn.MSStack(cell="convlstm", filters=2, scales=(1, 2, 1), input_length=2, output_length=2)
+    model.compile()
+    assert np.isfinite(model.fit(data, epochs=1, steps_per_epoch=2, verbose=0).history["loss"][0])
+
+
+# === KTH, on a real pedestrian video ===
+
+
+@pytest.fixture
+def kth_dir(tmp_path, shared_data):
+    """A KTH layout holding the real vtest.avi as a test person's walking video."""
+    folder = tmp_path / "kth"
+    (folder / "walking").mkdir(parents=True)
+    os.symlink(shared_data / "pedestrians_vtest" / "vtest.avi", folder / "walking" / "person17_walking_d1_uncomp.avi")
+    return folder
+
+
+def test_kth_reads_real_video_with_protocol_windows(kth_dir, shared_data):
+    data = keras_msrnn.datasets.KTH("test", "msrnn", data_dir=str(kth_dir), batch_size=2)
+    (context, future), _ = data[0]
+    assert context.shape == (2, 10, 88, 88, 1) and future.shape == (2, 10, 88, 88, 1)
+    assert data.num_sequences == (795 - 20) // 10 + 1  # walking: a window every 10 frames
+    reference = np.load(shared_data / "pedestrians_vtest" / "vtest_gray_120x160.npz")["frames"]
+    # Same video: the grey frames agree with the published 120x160 grey copy.
+    assert abs(float(context[0, 0].mean()) * 255 - float(reference[0].mean())) < 3
+    openstl = keras_msrnn.datasets.KTH("test", "openstl", data_dir=str(kth_dir), frame_size=64)
+    assert openstl[0][0][1].shape[1:] == (20, 64, 64, 1)
+    assert openstl.num_sequences == (795 - 30) // 30 + 1  # walking steps by the window length
+
+
+def test_kth_sequence_index_and_person_split(kth_dir, shared_data):
+    (kth_dir / "00sequences.txt").write_text("person17_walking_d1\t\tframes\t1-40, 101-160\r\n")
+    data = keras_msrnn.datasets.KTH("test", "msrnn", data_dir=str(kth_dir), frame_size=32)
+    assert [start for _, start in data.windows] == [0, 10, 20, 100, 110, 120, 130, 140]
+    with pytest.raises(FileNotFoundError, match="no videos of classes .* persons 1-16"):
+        keras_msrnn.datasets.KTH("train", "msrnn", data_dir=str(kth_dir))
+    with pytest.raises(ValueError, match="Unknown KTH classes"):
+        keras_msrnn.datasets.KTH("test", classes=["dancing"], data_dir=str(kth_dir))
+    from keras_msrnn.datasets.kth import parse_sequence_index
+
+    official = parse_sequence_index(str(shared_data / "kth" / "00sequences.txt"))
+    assert len(official) == 599 - 1 or len(official) >= 598
+    assert official["person01_boxing_d1"] == [(1, 95), (96, 185), (186, 245), (246, 360)]
+
+
+def test_a_tiny_model_trains_on_kth(kth_dir):
+    data = keras_msrnn.datasets.KTH("test", "msrnn", data_dir=str(kth_dir), frame_size=16, batch_size=2,
+                                    input_length=2, output_length=2)
+    model = keras_msrnn.MSStack(cell="convlstm", filters=2, scales=(1, 2, 1), input_length=2, output_length=2)
+    model.compile()
+    assert np.isfinite(model.fit(data, epochs=1, steps_per_epoch=2, verbose=0).history["loss"][0])
+
+
+# === Radar ===
+
+
+def test_radolan_ry_reader_on_the_real_frame(shared_data, tmp_path):
+    path = shared_data / "radolan_ry" / "raa01-ry_10000-1408102050-dwd---bin.gz"
+    rain = keras_msrnn.datasets.read_radolan_ry(str(path))
+    assert rain.shape == (900, 900)
+    assert int(np.isnan(rain).sum()) == 202093
+    assert float(np.nanmax(rain)) == pytest.approx(10.79)
+    assert float((rain[~np.isnan(rain)] > 0).mean()) == pytest.approx(0.213, abs=5e-4)
+    raw = gzip.decompress(path.read_bytes())
+    (tmp_path / "short").write_bytes(raw[:-100])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        keras_msrnn.datasets.read_radolan_ry(str(tmp_path / "short"))
+    (tmp_path / "other").write_bytes(b"RX" + raw[2:])
+    with pytest.raises(ValueError, match="not a RADOLAN RY file"):
+        keras_msrnn.datasets.read_radolan_ry(str(tmp_path / "other"))
+
+
+def test_germany_protocol_on_rydl_hdf5_layout(tmp_path, shared_data):
+    import h5py
+
+    frame = keras_msrnn.datasets.read_radolan_ry(str(shared_data / "radolan_ry" / "raa01-ry_10000-1408102050-dwd---bin.gz"))
+    start = __import__("datetime").datetime(2016, 1, 1)
+    keys = [(start + __import__("datetime").timedelta(minutes=5 * i)).strftime("%Y%m%d%H%M") for i in range(130)]
+    keys = ["201412312355"] + keys  # a training-year key, left out of the test split
+    with h5py.File(tmp_path / "RYDL.hdf5", "w") as file:
+        for index, key in enumerate(keys):
+            file[key] = np.nan_to_num(frame) * ((index // 6) % 2)
+    (tmp_path / "RYDL_keys.txt").write_text(repr(keys))
+    data = keras_msrnn.datasets.RadarGermany("test", data_dir=str(tmp_path), frame_size=32, batch_size=2)
+    assert data.num_sequences == 130 // 60  # non-overlapping windows of 10 frames, every 6th key
+    (context, future), _ = data[0]
+    assert context.shape == (2, 5, 32, 32, 1)
+    # Frame k of the first window is 2016 key 6k (file index 6k + 1): rain on odd k only.
+    assert float(context[0, 0].max()) == 0.0 and float(context[0, 1].max()) > 0
+    from keras_msrnn.metrics import rain_to_pixel
+
+    native = keras_msrnn.datasets.RadarGermany("test", data_dir=str(tmp_path), frame_size=900, batch_size=1)
+    # The wettest pixel, 10.79 mm in 5 min = 129.5 mm/h, on the dBZ pixel scale.
+    assert float(native[0][0][0][0, 1].max()) == pytest.approx(float(rain_to_pixel(10.79 * 12, "dwd")), rel=1e-5)
+    with pytest.raises(FileNotFoundError, match="RYDL.hdf5, RYDL_keys.txt"):
+        keras_msrnn.datasets.RadarGermany(data_dir=str(tmp_path / "none"))
+
+
+@pytest.mark.parametrize("source,folder", [("knmi", "radar_knmi"), ("fmi", "radar_fmi")])
+def test_real_radar_sequences_split_by_time(source, folder, shared_data):
+    train = keras_msrnn.datasets.RadarSequences(source, "train", data_dir=str(shared_data / folder), frame_size=32)
+    test = keras_msrnn.datasets.RadarSequences(source, "test", data_dir=str(shared_data / folder), frame_size=32)
+    assert max(train.times) < test.split_time <= min(test.times)
+    (context, future), _ = test[0]
+    assert context.shape[1:] == (5, 32, 32, 1)
+    assert 0.0 <= float(context.min()) and 0.0 < float(context.max()) <= 1.0
+    assert len(train.times) + len(test.times) == {"knmi": 92, "fmi": 80}[source]
+    model = keras_msrnn.MSStack(cell="convlstm", filters=2, scales=(1, 2, 1), input_length=5, output_length=5)
+    model.compile()
+    assert np.isfinite(model.fit(train, epochs=1, steps_per_epoch=1, verbose=0).history["loss"][0])

@@ -7,6 +7,26 @@ backend.
 
 from keras_msrnn.datasets.arrays import FrameWindows
 from keras_msrnn.datasets.base import SequenceDataset
+from keras_msrnn.datasets.kth import KTH
 from keras_msrnn.datasets.moving_mnist import MovingMNIST
+from keras_msrnn.datasets.radar import (
+    RadarGermany,
+    RadarSequences,
+    read_fmi_pgm,
+    read_knmi,
+    read_radolan_ry,
+)
+from keras_msrnn.datasets.taxibj import TaxiBJ
 
-__all__ = ["FrameWindows", "MovingMNIST", "SequenceDataset"]
+__all__ = [
+    "KTH",
+    "FrameWindows",
+    "MovingMNIST",
+    "RadarGermany",
+    "RadarSequences",
+    "SequenceDataset",
+    "TaxiBJ",
+    "read_fmi_pgm",
+    "read_knmi",
+    "read_radolan_ry",
+]
