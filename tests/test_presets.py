@@ -67,6 +67,19 @@ def test_save_and_load_local_preset(preset_dir):
     assert "- moving_mnist" in card
 
 
+def test_preset_weights_leave_the_optimizer_out(tmp_path):
+    import h5py
+
+    model = tiny_model()
+    model.compile()
+    model.fit((FRAMES, FRAMES[:, :2]), FRAMES[:, :2], epochs=1, verbose=0)
+    model.save_to_preset(str(tmp_path / "trained"))
+    with h5py.File(tmp_path / "trained" / "model.weights.h5") as file:
+        assert "optimizer" not in file
+    assert model.optimizer is not None
+    np.testing.assert_allclose(forecast(keras_msrnn.from_preset(str(tmp_path / "trained"))), forecast(model), atol=1e-6)
+
+
 def test_overrides_apply_and_wrong_shapes_fail_clearly(preset_dir):
     folder, _ = preset_dir
     longer = keras_msrnn.from_preset(str(folder), output_length=4)

@@ -328,10 +328,23 @@ def save_to_preset(model, preset_dir, metadata=None):
     full_metadata.update(metadata or {})
     _write_json(os.path.join(preset_dir, CONFIG_FILE), config)
     _write_json(os.path.join(preset_dir, METADATA_FILE), full_metadata)
-    model.save_weights(os.path.join(preset_dir, WEIGHTS_FILE))
+    _save_model_weights(model, os.path.join(preset_dir, WEIGHTS_FILE))
     with open(os.path.join(preset_dir, README_FILE), "w", encoding="utf-8") as file:
         file.write(model_card.render(config, full_metadata))
     return preset_dir
+
+
+def _save_model_weights(model, path):
+    """The model's weights without its optimizer state (twice the size, useless to a preset)."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        model.save_weights(path)
+        return
+    model.optimizer = None
+    try:
+        model.save_weights(path)
+    finally:
+        model.optimizer = optimizer
 
 
 def _write_json(path, content):
