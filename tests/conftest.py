@@ -46,6 +46,20 @@ def shared_data():
     return DATA_DIR
 
 
+def save_tiny_preset(folder, cell="convlstm", input_length=3, output_length=2, size=64):
+    """A tiny 2-channel MSStack on `size`x`size` frames, saved as a preset; returns the model."""
+    import numpy as np
+
+    import keras_msrnn
+
+    model = keras_msrnn.MSStack(
+        cell=cell, filters=2, scales=(1, 2, 1), input_length=input_length, output_length=output_length
+    )
+    model(np.zeros((1, input_length, size, size, 1), "float32"))
+    model.save_to_preset(str(folder))
+    return model
+
+
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
     keras.utils.set_random_seed(0)

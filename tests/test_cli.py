@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-import keras_msrnn
 from keras_msrnn import cli, visualize
+from tests.conftest import save_tiny_preset
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "data", "moving_mnist_test_0.npy")
 
@@ -15,11 +15,8 @@ SAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "data", "movi
 @pytest.fixture
 def tiny_preset(tmp_path):
     """A 64x64 ConvLSTM preset with 3 -> 2 frames, fast on every backend."""
-    model = keras_msrnn.MSStack(cell="convlstm", filters=2, scales=(1, 2, 1), input_length=3, output_length=2)
-    model(np.zeros((1, 3, 64, 64, 1), "float32"))
     folder = str(tmp_path / "preset")
-    model.save_to_preset(folder)
-    return folder, model
+    return folder, save_tiny_preset(folder)
 
 
 def test_predict_writes_npy_gif_and_strip(tiny_preset, tmp_path, capsys):

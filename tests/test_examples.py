@@ -4,10 +4,10 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 import keras_msrnn
+from tests.conftest import save_tiny_preset
 from tests.hub_server import FakeHub
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
@@ -15,10 +15,9 @@ EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 
 @pytest.fixture
 def tiny_preset(tmp_path):
-    model = keras_msrnn.MSStack(cell="predrnn", filters=2, scales=(1, 2, 1), input_length=10, output_length=10)
-    model(np.zeros((1, 10, 64, 64, 1), "float32"))
+    """A PredRNN preset with the bundled samples' 10 -> 10 frames."""
     folder = str(tmp_path / "tiny")
-    model.save_to_preset(folder)
+    save_tiny_preset(folder, cell="predrnn", input_length=10, output_length=10)
     return folder
 
 
