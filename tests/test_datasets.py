@@ -300,6 +300,9 @@ def test_germany_protocol_on_rydl_hdf5_layout(tmp_path, shared_data):
     assert float(native[0][0][0][0, 1].max()) == pytest.approx(float(rain_to_pixel(10.79 * 12, "dwd")), rel=1e-5)
     with pytest.raises(FileNotFoundError, match="RYDL.hdf5, RYDL_keys.txt"):
         keras_msrnn.datasets.RadarGermany(data_dir=str(tmp_path / "none"))
+    model = keras_msrnn.MSStack(cell="convlstm", filters=2, scales=(1, 2, 1), input_length=5, output_length=5)
+    model.compile()
+    assert np.isfinite(model.fit(data, epochs=1, steps_per_epoch=1, verbose=0).history["loss"][0])
 
 
 @pytest.mark.parametrize("source,folder", [("knmi", "radar_knmi"), ("fmi", "radar_fmi")])
