@@ -21,12 +21,13 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 forecast: $(BIN)/.installed
 	KERAS_BACKEND=$(FORECAST_BACKEND) $(BIN)/keras-msrnn predict $(PRESET) $(SAMPLE) --output forecast
 
-# The fast suite once per backend; fails if any backend fails.
+# The fast suite once per backend, spread over the machine's cores (most
+# tests are bound by single-threaded op dispatch); fails if any backend fails.
 test: $(BIN)/.installed
 	@failed=""; \
 	for backend in $(BACKENDS); do \
 		echo "=== KERAS_BACKEND=$$backend"; \
-		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS) tests || failed="$$failed $$backend"; \
+		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -p no:cacheprovider -n auto $(PYTEST_ARGS) tests || failed="$$failed $$backend"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi; \
 	echo "all backends passed"

@@ -18,6 +18,12 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     keras.config.disable_traceback_filtering()
+    if os.environ.get("PYTEST_XDIST_WORKER") and keras.config.backend() == "torch":
+        # One intra-op thread per xdist worker: torch's OpenMP threads
+        # oversubscribe the cores otherwise and slow the suite down severalfold.
+        import torch
+
+        torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):
