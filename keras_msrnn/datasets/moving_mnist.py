@@ -188,9 +188,7 @@ class MovingMNIST(SequenceDataset):
 
     def load_sequences(self, indices):
         if self.sequences is not None:
-            return np.asarray(self.sequences[np.sort(indices)][:, : self.sequence_length])[
-                np.argsort(np.argsort(indices))
-            ][..., None]
+            return np.asarray(self.sequences[indices, : self.sequence_length])[..., None]
         return self.generate(self._rng_keys(indices))
 
     def generate(self, rng_keys):

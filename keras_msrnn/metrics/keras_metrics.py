@@ -91,14 +91,7 @@ class SSIM(FrameMeanMetric):
 
     def frame_values(self, y_true, y_pred):
         batch, time, height, width, channels = ops.shape(y_true)
-        if self.convention == "msrnn":
-            size = min(11, height, width)
-            window = numpy_metrics.gaussian_window(size, size * 1.5 / 11)
-            covariance_scale, data_range = 1.0, 1.0
-        else:
-            size = 7
-            window = np.full((size, size), 1.0 / size**2)
-            covariance_scale, data_range = size**2 / (size**2 - 1.0), 2.0
+        window, covariance_scale, data_range = numpy_metrics.ssim_window(self.convention, height, width)
         kernel = ops.convert_to_tensor(
             np.tile(window[:, :, None, None], (1, 1, channels, 1)).astype("float32")
         )

@@ -76,6 +76,19 @@ def _valid_filter(images, window):
 SSIM_CONVENTIONS = ("msrnn", "openstl")
 
 
+def ssim_window(convention, height, width):
+    """`(window, covariance scale, data range)` of an SSIM convention for a frame size."""
+    if convention not in SSIM_CONVENTIONS:
+        raise ValueError(f"`convention` must be one of {SSIM_CONVENTIONS}. Received: {convention!r}")
+    if convention == "msrnn":
+        size = min(11, height, width)
+        return gaussian_window(size, size * 1.5 / 11), 1.0, 1.0
+    size = 7
+    if min(height, width) < size:
+        raise ValueError(f"OpenSTL SSIM needs frames of at least 7x7; got {height}x{width}.")
+    return np.full((size, size), 1.0 / size**2), size**2 / (size**2 - 1.0), 2.0
+
+
 def ssim(prediction, truth, convention="msrnn", data_range=None):
     """Mean structural similarity per frame, `(B, T)`.
 
@@ -90,20 +103,9 @@ def ssim(prediction, truth, convention="msrnn", data_range=None):
         data_range: overrides the convention's data range.
     """
     prediction, truth = _check_pair(prediction, truth)
-    if convention not in SSIM_CONVENTIONS:
-        raise ValueError(f"`convention` must be one of {SSIM_CONVENTIONS}. Received: {convention!r}")
     batch, time, height, width, channels = prediction.shape
-    if convention == "msrnn":
-        size = min(11, height, width)
-        window, covariance_scale = gaussian_window(size, size * 1.5 / 11), 1.0
-        data_range = 1.0 if data_range is None else data_range
-    else:
-        size = 7
-        if min(height, width) < size:
-            raise ValueError(f"OpenSTL SSIM needs frames of at least 7x7; got {height}x{width}.")
-        window = np.full((size, size), 1.0 / size**2)
-        covariance_scale = size**2 / (size**2 - 1.0)
-        data_range = 2.0 if data_range is None else data_range
+    window, covariance_scale, default_range = ssim_window(convention, height, width)
+    data_range = default_range if data_range is None else data_range
     x = prediction.reshape(-1, height, width, channels).astype(np.float64)
     y = truth.reshape(-1, height, width, channels).astype(np.float64)
     mu_x, mu_y = _valid_filter(x, window), _valid_filter(y, window)
