@@ -5,6 +5,12 @@
 same size, trains each on random frames and reports the mean training-step
 time after warm-up and the peak memory of a step, with the MS / plain ratios.
 
+`--cell all` (or a comma-separated list) measures several cells in turn.
+`--output FILE` appends each report to FILE as one JSON line and skips the
+cells FILE already holds for the same backend and settings, so a long run
+that was stopped resumes where it was. `--table FILE [FILE ...]` measures
+nothing and prints the reports of such files as one Markdown table.
+
 Each variant runs in a fresh worker process of the current backend. Memory:
 - on CPU, the worker fixes glibc's mmap threshold so that freed activation
   buffers go back to the system; the step's memory is the peak resident set
@@ -106,31 +112,30 @@ def run_variant(args, scales):
     return result
 
 
-def _worker_command(args, variant):
-    command = [sys.executable, "-m", "keras_msrnn.bench", "--worker", variant]
-    for name in ("cell", "frame", "channels", "filters", "layers", "kernel_size", "input_length",
+def _worker_command(args, cell, variant):
+    command = [sys.executable, "-m", "keras_msrnn.bench", "--worker", variant, "--cell", cell]
+    for name in ("frame", "channels", "filters", "layers", "kernel_size", "input_length",
                  "output_length", "batch", "steps", "warmup", "dtype"):
         command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     return command
 
 
-def _run_worker(args, variant):
+def _run_worker(args, cell, variant):
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", TF_CPP_MIN_LOG_LEVEL="3")
     completed = subprocess.run(
-        _worker_command(args, variant), env=env, capture_output=True, text=True
+        _worker_command(args, cell, variant), env=env, capture_output=True, text=True
     )
     if completed.returncode != 0:
-        raise RuntimeError(f"benchmark worker ({variant}) failed:\n{completed.stderr[-4000:]}")
+        raise RuntimeError(f"benchmark worker ({cell}, {variant}) failed:\n{completed.stderr[-4000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def benchmark(args):
-    """Runs the plain and MS workers and returns the full report."""
+def _planned_report(args, cell):
     import keras
 
-    report = {
+    return {
         "backend": keras.config.backend(),
-        "cell": args.cell,
+        "cell": cell,
         "frame": [args.frame, args.frame, args.channels],
         "filters": args.filters,
         "layers": args.layers,
@@ -141,14 +146,70 @@ def benchmark(args):
         "dtype": args.dtype,
         "measured_steps": args.steps,
     }
+
+
+def benchmark(args, cell):
+    """Runs the plain and MS workers of one cell and returns the full report."""
+    report = _planned_report(args, cell)
     for variant in ("plain", "ms"):
-        report[variant] = _run_worker(args, variant)
+        report[variant] = _run_worker(args, cell, variant)
     ratios = {"step_time": report["ms"]["step_s"] / report["plain"]["step_s"]}
     for key in ("step_memory_mb", "first_step_memory_mb", "peak_rss_mb", "device_peak_mb"):
         if key in report["ms"] and report["plain"].get(key):
             ratios[key.replace("_mb", "")] = report["ms"][key] / report["plain"][key]
     report["ms_over_plain"] = {k: round(v, 3) for k, v in ratios.items()}
     return report
+
+
+MEMORY_MEASURES = {
+    "device_peak_mb": "accelerator peak",
+    "step_memory_mb": "peak RSS of a steady step over RSS before it",
+    "first_step_memory_mb": "peak RSS of the first step over RSS before it",
+}
+
+
+def memory_measure(report):
+    """Picks the memory figure that is meaningful for the report's backend.
+
+    Torch hands freed CPU buffers back, so a steady step shows its own
+    activations. TensorFlow's and XLA's CPU allocators keep them, so only the
+    first step, which grows the pool, shows them (with tracing on top).
+    """
+    if "device_peak_mb" in report["plain"]:
+        return "device_peak_mb"
+    if report["backend"] == "torch" and "step_memory_mb" in report["plain"]:
+        return "step_memory_mb"
+    return "first_step_memory_mb"
+
+
+def _settings(report):
+    return {key: value for key, value in report.items() if key not in ("plain", "ms", "ms_over_plain")}
+
+
+def read_reports(path):
+    """Reads the JSON-lines file that `--output` writes."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def markdown_table(reports):
+    """One Markdown row per report: step times, memory and MS / plain ratios."""
+    rows = [
+        "| backend | cell | plain step | MS step | time MS/plain | plain memory | MS memory "
+        "| memory MS/plain | peak RSS MS/plain |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for report in reports:
+        plain, ms = report["plain"], report["ms"]
+        measure = memory_measure(report)
+        rows.append(
+            f"| {report['backend']} | {report['cell']} | {plain['step_s']:.2f} s | {ms['step_s']:.2f} s "
+            f"| **{ms['step_s'] / plain['step_s']:.3f}** | {plain[measure]:.0f} MB | {ms[measure]:.0f} MB "
+            f"| **{ms[measure] / plain[measure]:.3f}** | {ms['peak_rss_mb'] / plain['peak_rss_mb']:.3f} |"
+        )
+    return "\n".join(rows)
 
 
 def format_report(report):
@@ -167,7 +228,9 @@ def format_report(report):
 
 
 def add_arguments(parser):
-    parser.add_argument("--cell", default="convlstm")
+    parser.add_argument(
+        "--cell", default="convlstm", help="a cell name, a comma-separated list, or 'all'"
+    )
     parser.add_argument("--frame", type=int, default=64, help="frame height and width")
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--filters", type=int, default=64)
@@ -180,6 +243,10 @@ def add_arguments(parser):
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured steps, the first compiles")
     parser.add_argument("--dtype", default="float32", help="dtype policy, e.g. mixed_bfloat16")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--output", help="append reports to this JSON-lines file; skip cells it holds")
+    parser.add_argument(
+        "--table", nargs="+", metavar="FILE", help="print the reports in these files as a Markdown table"
+    )
 
 
 def main(argv=None):
@@ -198,11 +265,44 @@ def main(argv=None):
     return run(args)
 
 
+# The paper's order, from the oldest model to the newest.
+PAPER_ORDER = ("convlstm", "trajgru", "predrnn", "predrnn++", "mim", "motionrnn", "predrnn_v2", "preciplstm")
+
+
+def _paper_position(cell):
+    return PAPER_ORDER.index(cell) if cell in PAPER_ORDER else len(PAPER_ORDER)
+
+
+def selected_cells(cell_argument):
+    """Expands `--cell`: one name, a comma-separated list, or 'all'."""
+    from keras_msrnn.cells.base import available_cells, get_cell_class
+
+    if cell_argument == "all":
+        return sorted(available_cells(), key=_paper_position)
+    names = [name.strip().lower() for name in cell_argument.split(",") if name.strip()]
+    for name in names:
+        get_cell_class(name)  # raises ValueError naming the available cells
+    if not names:
+        raise ValueError("--cell names no cell")
+    return names
+
+
 def run(args):
+    if args.table:
+        print(markdown_table([report for path in args.table for report in read_reports(path)]))
+        return 0
     if args.warmup < 1 or args.steps < 1:
-        raise SystemExit("keras-msrnn bench: --warmup and --steps must be at least 1")
-    report = benchmark(args)
-    print(json.dumps(report) if args.json else format_report(report))
+        raise ValueError("--warmup and --steps must be at least 1")
+    done = [_settings(report) for report in read_reports(args.output)] if args.output else []
+    for cell in selected_cells(args.cell):
+        if _settings(_planned_report(args, cell)) in done:
+            print(f"{cell}: already in {args.output}", file=sys.stderr)
+            continue
+        report = benchmark(args, cell)
+        if args.output:
+            with open(args.output, "a") as output:
+                output.write(json.dumps(report) + "\n")
+        print(json.dumps(report) if args.json else format_report(report), flush=True)
     return 0
 
 

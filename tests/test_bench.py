@@ -1,0 +1,81 @@
+import json
+
+import keras
+import pytest
+
+from keras_msrnn import MSStack, bench, cli
+
+TINY = ["--frame", "8", "--filters", "4", "--input-length", "2", "--output-length", "2",
+        "--batch", "1", "--steps", "1"]
+
+
+def _report(backend, cell, plain, ms):
+    return {"backend": backend, "cell": cell, "plain": plain, "ms": ms}
+
+
+def test_selected_cells():
+    assert bench.selected_cells("all") == list(bench.PAPER_ORDER)
+    assert bench.selected_cells(" ConvLSTM,predrnn++ ") == ["convlstm", "predrnn++"]
+    with pytest.raises(ValueError, match="Unknown cell 'lstm'. Available cells: convlstm, mim"):
+        bench.selected_cells("convlstm,lstm")
+    with pytest.raises(ValueError, match="names no cell"):
+        bench.selected_cells(",")
+
+
+def test_markdown_table_uses_the_memory_each_backend_can_show():
+    torch_run = _report(
+        "torch", "predrnn",
+        {"step_s": 4.0, "step_memory_mb": 800.0, "first_step_memory_mb": 900.0, "peak_rss_mb": 2000.0},
+        {"step_s": 2.0, "step_memory_mb": 400.0, "first_step_memory_mb": 500.0, "peak_rss_mb": 1500.0},
+    )
+    tensorflow_run = _report(
+        "tensorflow", "mim",
+        {"step_s": 3.0, "step_memory_mb": 10.0, "first_step_memory_mb": 1000.0, "peak_rss_mb": 3000.0},
+        {"step_s": 1.5, "step_memory_mb": 10.0, "first_step_memory_mb": 600.0, "peak_rss_mb": 2400.0},
+    )
+    gpu_run = _report(
+        "jax", "trajgru",
+        {"step_s": 0.1, "device_peak_mb": 100.0, "first_step_memory_mb": 1.0, "peak_rss_mb": 10.0},
+        {"step_s": 0.05, "device_peak_mb": 45.0, "first_step_memory_mb": 1.0, "peak_rss_mb": 10.0},
+    )
+    header, rule, *rows = bench.markdown_table([torch_run, tensorflow_run, gpu_run]).splitlines()
+    assert header.count("|") == rule.count("|") == 10
+    assert rows[0] == (
+        "| torch | predrnn | 4.00 s | 2.00 s | **0.500** | 800 MB | 400 MB | **0.500** | 0.750 |"
+    )
+    assert rows[1] == (
+        "| tensorflow | mim | 3.00 s | 1.50 s | **0.500** | 1000 MB | 600 MB | **0.600** | 0.800 |"
+    )
+    assert "| 100 MB | 45 MB | **0.450** |" in rows[2]
+
+
+def test_bench_measures_resumes_and_tabulates(tmp_path, capsys):
+    output = str(tmp_path / "bench.jsonl")
+    assert cli.main(["bench", "--cell", "convlstm", "--output", output, "--json"] + TINY) == 0
+    (report,) = bench.read_reports(output)
+    assert json.loads(capsys.readouterr().out) == report
+    assert report["backend"] == keras.config.backend()
+    assert report["plain"]["scales"] == [1] * 6 and report["ms"]["scales"] == [1, 2, 4, 4, 2, 1]
+    # The workers built the requested stack; MS resamples but holds the same weights.
+    tiny = MSStack(cell="convlstm", filters=4, scales=(1,) * 6, input_length=2, output_length=2)
+    tiny.build((None, 2, 8, 8, 1))
+    assert report["plain"]["params"] == report["ms"]["params"] == tiny.count_params()
+    for variant in ("plain", "ms"):
+        assert report[variant]["step_s"] > 0 and report[variant]["peak_rss_mb"] > 0
+    assert report["ms_over_plain"]["step_time"] == pytest.approx(
+        report["ms"]["step_s"] / report["plain"]["step_s"], abs=1e-3
+    )
+
+    # The same settings again: nothing is measured twice.
+    assert cli.main(["bench", "--cell", "convlstm", "--output", output] + TINY) == 0
+    assert "convlstm: already in" in capsys.readouterr().err
+    assert len(bench.read_reports(output)) == 1
+
+    assert cli.main(["bench", "--table", output]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 3 and table[2].startswith(f"| {keras.config.backend()} | convlstm |")
+
+
+def test_bench_rejects_zero_steps(capsys):
+    assert cli.main(["bench", "--steps", "0"]) == 1
+    assert "--warmup and --steps must be at least 1" in capsys.readouterr().err
