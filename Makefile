@@ -32,11 +32,17 @@ test: $(BIN)/.installed
 	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi; \
 	echo "all backends passed"
 
-# Plain vs multi-scale training step time and peak memory on every backend.
+# Plain vs multi-scale training step time and peak memory, all eight cells on
+# every backend, appended to $(BENCH_OUT) (a rerun resumes) and tabulated.
+# The defaults are the README's CPU table; BENCH_ARGS="--frame 64 --filters 64
+# --batch 4 --input-length 10 --output-length 10" is MS-RNN's Moving MNIST size.
+BENCH_ARGS ?= --frame 32 --filters 16 --batch 2 --input-length 5 --output-length 5 --steps 2
+BENCH_OUT ?= bench.jsonl
 bench: $(BIN)/.installed
-	@for backend in $(BACKENDS); do for cell in convlstm predrnn; do \
-		KERAS_BACKEND=$$backend $(BIN)/keras-msrnn bench --cell $$cell --frame 64 --json; \
-	done; done
+	@for backend in $(BACKENDS); do \
+		KERAS_BACKEND=$$backend $(BIN)/keras-msrnn bench --cell all $(BENCH_ARGS) --output $(BENCH_OUT) || exit 1; \
+	done
+	$(BIN)/keras-msrnn bench --table $(BENCH_OUT)
 
 clean:
 	rm -rf $(VENV)

@@ -169,15 +169,16 @@ MEMORY_MEASURES = {
 
 
 def memory_measure(report):
-    """Picks the memory figure that is meaningful for the report's backend.
+    """Picks the memory figure that shows the activations of a step.
 
-    Torch hands freed CPU buffers back, so a steady step shows its own
-    activations. TensorFlow's and XLA's CPU allocators keep them, so only the
-    first step, which grows the pool, shows them (with tracing on top).
+    On an accelerator that is the backend's peak counter. On CPU the workers
+    make glibc hand freed buffers back, so the peak of a steady step over the
+    resident size before it shows them, where the kernel lets the peak be
+    reset; otherwise only the first step's growth (tracing included) is left.
     """
     if "device_peak_mb" in report["plain"]:
         return "device_peak_mb"
-    if report["backend"] == "torch" and "step_memory_mb" in report["plain"]:
+    if "step_memory_mb" in report["plain"]:
         return "step_memory_mb"
     return "first_step_memory_mb"
 
