@@ -161,26 +161,25 @@ def benchmark(args, cell):
     return report
 
 
-MEMORY_MEASURES = {
-    "device_peak_mb": "accelerator peak",
-    "step_memory_mb": "peak RSS of a steady step over RSS before it",
-    "first_step_memory_mb": "peak RSS of the first step over RSS before it",
-}
-
-
 def memory_measure(report):
     """Picks the memory figure that shows the activations of a step.
 
     On an accelerator that is the backend's peak counter. On CPU the workers
     make glibc hand freed buffers back, so the peak of a steady step over the
     resident size before it shows them, where the kernel lets the peak be
-    reset; otherwise only the first step's growth (tracing included) is left.
+    reset. XLA's CPU allocator (JAX) keeps its buffers for good, so there, as
+    where the peak cannot be reset, only the first step's growth is left
+    (tracing and compilation included).
     """
     if "device_peak_mb" in report["plain"]:
         return "device_peak_mb"
-    if "step_memory_mb" in report["plain"]:
+    if report["backend"] != "jax" and "step_memory_mb" in report["plain"]:
         return "step_memory_mb"
     return "first_step_memory_mb"
+
+
+def _ratio(numerator, denominator):
+    return f"{numerator / denominator:.3f}" if denominator > 0 else "n/a"
 
 
 def _settings(report):
@@ -189,10 +188,19 @@ def _settings(report):
 
 def read_reports(path):
     """Reads the JSON-lines file that `--output` writes."""
-    if not os.path.exists(path):
-        return []
+    reports = []
     with open(path) as lines:
-        return [json.loads(line) for line in lines if line.strip()]
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                report = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}, line {number}: not a JSON report ({error})") from None
+            if not {"backend", "cell", "plain", "ms"} <= set(report):
+                raise ValueError(f"{path}, line {number}: not a bench report")
+            reports.append(report)
+    return reports
 
 
 def markdown_table(reports):
@@ -207,8 +215,8 @@ def markdown_table(reports):
         measure = memory_measure(report)
         rows.append(
             f"| {report['backend']} | {report['cell']} | {plain['step_s']:.2f} s | {ms['step_s']:.2f} s "
-            f"| **{ms['step_s'] / plain['step_s']:.3f}** | {plain[measure]:.0f} MB | {ms[measure]:.0f} MB "
-            f"| **{ms[measure] / plain[measure]:.3f}** | {ms['peak_rss_mb'] / plain['peak_rss_mb']:.3f} |"
+            f"| **{_ratio(ms['step_s'], plain['step_s'])}** | {plain[measure]:.0f} MB | {ms[measure]:.0f} MB "
+            f"| **{_ratio(ms[measure], plain[measure])}** | {_ratio(ms['peak_rss_mb'], plain['peak_rss_mb'])} |"
         )
     return "\n".join(rows)
 
@@ -294,7 +302,8 @@ def run(args):
         return 0
     if args.warmup < 1 or args.steps < 1:
         raise ValueError("--warmup and --steps must be at least 1")
-    done = [_settings(report) for report in read_reports(args.output)] if args.output else []
+    saved = read_reports(args.output) if args.output and os.path.exists(args.output) else []
+    done = [_settings(report) for report in saved]
     for cell in selected_cells(args.cell):
         if _settings(_planned_report(args, cell)) in done:
             print(f"{cell}: already in {args.output}", file=sys.stderr)

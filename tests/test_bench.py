@@ -33,12 +33,17 @@ def test_markdown_table_uses_the_best_memory_figure_a_report_has():
         {"step_s": 3.0, "first_step_memory_mb": 1000.0, "peak_rss_mb": 3000.0},
         {"step_s": 1.5, "first_step_memory_mb": 600.0, "peak_rss_mb": 2400.0},
     )
+    jax_cpu_run = _report(
+        "jax", "convlstm",
+        {"step_s": 2.0, "step_memory_mb": 5.0, "first_step_memory_mb": 0.0, "peak_rss_mb": 1000.0},
+        {"step_s": 1.0, "step_memory_mb": 3.0, "first_step_memory_mb": 0.0, "peak_rss_mb": 900.0},
+    )
     gpu_run = _report(
         "jax", "trajgru",
         {"step_s": 0.1, "device_peak_mb": 100.0, "first_step_memory_mb": 1.0, "peak_rss_mb": 10.0},
         {"step_s": 0.05, "device_peak_mb": 45.0, "first_step_memory_mb": 1.0, "peak_rss_mb": 10.0},
     )
-    header, rule, *rows = bench.markdown_table([torch_run, tensorflow_run, gpu_run]).splitlines()
+    header, rule, *rows = bench.markdown_table([torch_run, tensorflow_run, jax_cpu_run, gpu_run]).splitlines()
     assert header.count("|") == rule.count("|") == 10
     assert rows[0] == (
         "| torch | predrnn | 4.00 s | 2.00 s | **0.500** | 800 MB | 400 MB | **0.500** | 0.750 |"
@@ -46,7 +51,9 @@ def test_markdown_table_uses_the_best_memory_figure_a_report_has():
     assert rows[1] == (
         "| tensorflow | mim | 3.00 s | 1.50 s | **0.500** | 1000 MB | 600 MB | **0.600** | 0.800 |"
     )
-    assert "| 100 MB | 45 MB | **0.450** |" in rows[2]
+    # XLA keeps freed buffers: the first step's growth, and no ratio over nothing.
+    assert rows[2] == "| jax | convlstm | 2.00 s | 1.00 s | **0.500** | 0 MB | 0 MB | **n/a** | 0.900 |"
+    assert "| 100 MB | 45 MB | **0.450** |" in rows[3]
 
 
 def test_bench_measures_resumes_and_tabulates(tmp_path, capsys):
@@ -79,3 +86,16 @@ def test_bench_measures_resumes_and_tabulates(tmp_path, capsys):
 def test_bench_rejects_zero_steps(capsys):
     assert cli.main(["bench", "--steps", "0"]) == 1
     assert "--warmup and --steps must be at least 1" in capsys.readouterr().err
+
+
+def test_table_names_a_missing_or_foreign_file(tmp_path, capsys):
+    assert cli.main(["bench", "--table", str(tmp_path / "none.jsonl")]) == 1
+    assert "none.jsonl" in capsys.readouterr().err
+    garbled = tmp_path / "garbled.jsonl"
+    garbled.write_text("\n{not json\n")
+    assert cli.main(["bench", "--table", str(garbled)]) == 1
+    assert "garbled.jsonl, line 2: not a JSON report" in capsys.readouterr().err
+    foreign = tmp_path / "foreign.jsonl"
+    foreign.write_text('{"loss": 1.0}\n')
+    assert cli.main(["bench", "--table", str(foreign)]) == 1
+    assert "foreign.jsonl, line 1: not a bench report" in capsys.readouterr().err
