@@ -125,3 +125,45 @@ def test_local_attention_matches_the_reference_with_gradients(reference_dir, cas
         )
     (grad_x,) = gradients(lambda: ops.sum(attend() * cotangent), [x_var])
     np.testing.assert_allclose(grad_x, _nhwc(golden[f"{case}/grad_x"]), atol=1e-5)
+
+
+def _sine_product(x, y):
+    return ops.sin(x) * y
+
+
+def test_remat_keeps_values_and_gradients():
+    from keras_msrnn.backend.remat import remat
+
+    rng = np.random.default_rng(0)
+    x = keras.Variable(rng.standard_normal((2, 3), dtype="float32"))
+    y = keras.Variable(rng.standard_normal((2, 3), dtype="float32"))
+    rematerialised = remat(_sine_product)
+
+    def loss(function):
+        # Chained calls sharing an input, as the local attention's row calls.
+        return ops.sum(function(function(x.value, y.value), y.value) ** 2)
+
+    np.testing.assert_allclose(ops.convert_to_numpy(loss(rematerialised)), ops.convert_to_numpy(loss(_sine_product)), rtol=1e-6)
+    for remat_grad, plain_grad in zip(
+        gradients(lambda: loss(rematerialised), [x, y]), gradients(lambda: loss(_sine_product), [x, y])
+    ):
+        np.testing.assert_allclose(remat_grad, plain_grad, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="graph-mode gradient of the TensorFlow remat")
+def test_tensorflow_remat_gradient_inside_a_traced_function():
+    import tensorflow as tf
+
+    from keras_msrnn.backend.remat import remat
+
+    x = tf.Variable(np.linspace(-1, 1, 6, dtype="float32").reshape(2, 3))
+    y = tf.constant(np.linspace(0.5, 2, 6, dtype="float32").reshape(2, 3))
+
+    def gradient(function):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(function(function(x, y), y) ** 2)
+        return tape.gradient(loss, x)
+
+    np.testing.assert_allclose(
+        tf.function(lambda: gradient(remat(_sine_product)))().numpy(), gradient(_sine_product).numpy(), rtol=1e-5
+    )

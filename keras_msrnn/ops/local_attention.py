@@ -2,8 +2,9 @@
 
 import functools
 
-import keras
 from keras import ops
+
+from keras_msrnn.backend.remat import remat
 
 
 def window_offsets(window):
@@ -41,7 +42,7 @@ def _score_row(dy, height):
     def scores(query, key_shifts):
         return ops.einsum("bhwc,bhwdc->bhwd", query, key_shifts[:, dy : dy + height])
 
-    return keras.remat(scores)
+    return remat(scores)
 
 
 @functools.lru_cache(maxsize=None)
@@ -52,7 +53,7 @@ def _value_row(dy, height, window):
         row_weights = weights[..., dy * window : (dy + 1) * window]
         return ops.einsum("bhwd,bhwdc->bhwc", row_weights, value_shifts[:, dy : dy + height])
 
-    return keras.remat(weighted)
+    return remat(weighted)
 
 
 def local_attention_scores(query, key, window):
