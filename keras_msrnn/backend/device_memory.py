@@ -1,7 +1,8 @@
-"""BACKEND-SPECIFIC: accelerator memory statistics for benchmarks.
+"""BACKEND-SPECIFIC: memory statistics for benchmarks.
 
 Keras has no portable API for device memory, so each backend is asked in its
-own terms. Frameworks are imported lazily; on CPU nothing is imported.
+own terms. Frameworks are imported lazily; on CPU nothing is imported, except
+for XLA's buffer assignment on JAX (`compiled_step_megabytes`).
 """
 
 import keras
@@ -59,3 +60,29 @@ def peak_megabytes():
 
         return jax.devices()[0].memory_stats()["peak_bytes_in_use"] / 2**20
     raise NotImplementedError(backend)
+
+
+def compiled_step_megabytes(model, x, y):
+    """XLA's scratch memory for one compiled training step on JAX, else None.
+
+    That is the size of the buffers XLA assigns to the intermediates of the
+    jitted `train_step` (activations kept for the gradient and workspaces),
+    without weights, optimizer slots or the framework. XLA's CPU allocator
+    keeps freed buffers, so resident-size measures cannot show it. The step
+    is compiled again as Keras compiles it (state donated), not run.
+    `model` must have been trained for a step, so that its state exists.
+    """
+    if keras.config.backend() != "jax":
+        return None
+    import jax
+
+    state = model._get_jax_state(
+        trainable_variables=True,
+        non_trainable_variables=True,
+        optimizer_variables=True,
+        metrics_variables=True,
+        purge_model_variables=False,
+    )
+    step = jax.jit(model.train_step, donate_argnums=0)
+    analysis = step.lower(state, (x, y, None)).compile().memory_analysis()
+    return analysis.temp_size_in_bytes / 2**20
