@@ -128,12 +128,17 @@ def run_train(args):
 
     recipe = training.load_recipe(args.recipe)
     workdir = args.workdir or os.path.join("runs", recipe.get("name", "run"))
-    model, finished = training.train(recipe, workdir, args.data_dir, args.max_minutes, verbose=2)
-    if not finished:
-        print(f"stopped after --max-minutes; run the same command again to resume from {workdir}")
-        return 0
+    result = training.train(
+        recipe, workdir, args.data_dir, args.max_minutes, args.checkpoint_minutes, verbose=args.verbose
+    )
+    if not result.finished:
+        print(
+            f"stopped by {result.stopped_by} at step {result.step} of {result.total_steps}, checkpoint in "
+            f"{workdir}; run the same command again to resume"
+        )
+        return {"SIGINT": 130, "SIGTERM": 143}.get(result.stopped_by, 0)
     if args.preset_out:
-        metadata = training.export_preset(model, recipe, workdir, args.preset_out, args.data_dir)
+        metadata = training.export_preset(result.model, recipe, workdir, args.preset_out, args.data_dir)
         print(f"preset written to {args.preset_out}: {json.dumps(metadata['metrics'])}")
     return 0
 
@@ -183,11 +188,24 @@ def _parser():
     evaluate.add_argument("--output", help="JSON file for the results and per-frame curves")
     evaluate.add_argument("--plot", help="PNG file for the per-frame curves (needs matplotlib)")
 
-    train = _add(commands, "train", run_train, "train from a zoo/ recipe (resumable)")
+    train = _add(
+        commands, "train", run_train, "train from a recipe (resumable)",
+        "Train from a recipe. Stops cleanly at --max-minutes, on SIGTERM or on Ctrl-C with a\n"
+        "checkpoint in the work directory (also written every --checkpoint-minutes); running\n"
+        "the same command again continues where it stopped.",
+    )
     train.add_argument("recipe", help="a JSON recipe, e.g. zoo/ms-predrnn-mnist-cpu.json")
     train.add_argument("--workdir", help="checkpoints and logs (default: runs/<recipe name>)")
     train.add_argument("--data-dir")
-    train.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this; rerun to resume")
+    train.add_argument(
+        "--max-minutes", type=float, help="stop with a checkpoint after this many minutes; rerun to resume"
+    )
+    train.add_argument(
+        "--checkpoint-minutes", type=float, default=5.0, help="minutes between checkpoints (default: 5)"
+    )
+    train.add_argument(
+        "--verbose", type=int, choices=(0, 1, 2), default=1, help="0 silent, 1 progress bar (default), 2 a line per epoch"
+    )
     train.add_argument("--preset-out", help="when finished, evaluate and save a preset here")
 
     push = _add(commands, "push", run_push, "upload a preset folder to the Hugging Face Hub")

@@ -1,14 +1,19 @@
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
 import keras_msrnn
 from keras_msrnn import training
+from keras_msrnn.training import checkpoint
 
 
-def tiny_recipe():
+def tiny_recipe(steps=4):
     return {
         "name": "tiny",
         "model": {
@@ -16,10 +21,22 @@ def tiny_recipe():
             "sampling": {"class_name": "LinearSampling", "config": {"decay_steps": 4}},
         },
         "dataset": {"class_name": "MovingMNIST", "config": {"frame_size": 32}},
-        "training": {"batch_size": 2, "steps": 4, "steps_per_epoch": 2, "learning_rate": 0.01,
+        "training": {"batch_size": 2, "steps": steps, "steps_per_epoch": 2, "learning_rate": 0.01,
                      "final_learning_rate": 0.001, "seed": 3},
         "evaluation": {"num_sequences": 2, "batch_size": 2},
     }
+
+
+def resumable_state(model):
+    """Every variable a resumed run depends on, as numpy arrays by group."""
+    groups = checkpoint.checkpoint_variables(model)
+    return {name: [np.asarray(v) for v in variables] for name, variables in groups.items() if name != "metrics"}
+
+
+def read_log(workdir):
+    with open(os.path.join(workdir, "log.csv")) as file:
+        header, *rows = file.read().splitlines()
+    return header.split(","), [[float(value) for value in row.split(",")] for row in rows]
 
 
 def test_zoo_recipes_build_their_models():
@@ -30,23 +47,91 @@ def test_zoo_recipes_build_their_models():
         assert model.input_length == recipe["model"]["input_length"], name
 
 
-def test_training_stops_on_time_resumes_and_exports_a_preset(tmp_path, shared_data):
+def test_a_run_stopped_after_every_step_equals_an_uninterrupted_one(tmp_path, shared_data):
+    data_dir = str(shared_data / "mnist")
+    whole = training.train(tiny_recipe(), str(tmp_path / "whole"), data_dir, verbose=0)
+    assert whole.finished and whole.stopped_by is None
+    chunks, steps_seen = str(tmp_path / "chunks"), []
+    for _ in range(4):  # max_minutes=0 stops after the first step of every call
+        result = training.train(tiny_recipe(), chunks, data_dir, max_minutes=0, verbose=0)
+        steps_seen.append(result.step)
+    assert steps_seen == [1, 2, 3, 4]  # resumed each time, never restarted
+    assert result.finished
+    expected, actual = resumable_state(whole.model), resumable_state(result.model)
+    for group in expected:
+        for want, got in zip(expected[group], actual[group]):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=group)
+    assert int(np.asarray(result.model.sampling_step)) == 4
+    assert int(np.asarray(result.model.optimizer.iterations)) == 4
+    (header, whole_rows), (chunk_header, chunk_rows) = read_log(whole.workdir), read_log(chunks)
+    assert header == chunk_header and header[:3] == ["epoch", "step", "loss"]
+    assert [row[:2] for row in chunk_rows] == [[0, 2], [1, 4]]  # one row per epoch, no repeats
+    np.testing.assert_allclose(chunk_rows, whole_rows, rtol=1e-5)
+    state = training.read_training_state(chunks)
+    assert state["steps_done"] == 4 and state["finished"] and state["epochs_done"] == 2
+
+
+def test_a_finished_run_says_so_and_continues_when_the_recipe_asks_for_more(tmp_path, shared_data, capsys):
+    data_dir, workdir = str(shared_data / "mnist"), str(tmp_path / "run")
+    training.train(tiny_recipe(), workdir, data_dir, verbose=0)
+    with open(os.path.join(workdir, "checkpoint.npz"), "rb") as file:
+        before = file.read()
+    again = training.train(tiny_recipe(), workdir, data_dir, verbose=1)
+    assert again.finished and again.step == 4
+    assert "already finished (4 of 4 steps)" in capsys.readouterr().out
+    with open(os.path.join(workdir, "checkpoint.npz"), "rb") as file:
+        assert file.read() == before
+    longer = training.train(tiny_recipe(steps=6), workdir, data_dir, verbose=0)
+    assert longer.step == 6 and int(np.asarray(longer.model.optimizer.iterations)) == 6
+    assert [row[1] for row in read_log(workdir)[1]] == [2, 4, 6]
+
+
+def test_a_checkpoint_of_another_recipe_is_refused_by_name(tmp_path, shared_data):
+    data_dir, workdir = str(shared_data / "mnist"), str(tmp_path / "run")
+    training.train(tiny_recipe(), workdir, data_dir, max_minutes=0, verbose=0)
+    other = tiny_recipe()
+    other["model"]["filters"] = 3
+    other["training"]["seed"] = 4
+    with pytest.raises(training.CheckpointError, match=r"different recipe \(model.filters, training.seed changed\)"):
+        training.train(other, workdir, data_dir, verbose=0)
+
+
+def test_a_write_interrupted_before_the_rename_keeps_the_previous_checkpoint(tmp_path, shared_data, monkeypatch):
+    data_dir, workdir = str(shared_data / "mnist"), str(tmp_path / "run")
+    training.train(tiny_recipe(), workdir, data_dir, max_minutes=0, verbose=0)
+    path = os.path.join(workdir, "checkpoint.npz")
+    assert checkpoint.read_checkpoint_state(path)["step"] == 1
+
+    def killed(*args):
+        raise KeyboardInterrupt  # as if the process died between writing and renaming
+
+    monkeypatch.setattr(checkpoint.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(tiny_recipe(), workdir, data_dir, max_minutes=0, verbose=0)
+    monkeypatch.undo()
+    assert checkpoint.read_checkpoint_state(path)["step"] == 1
+    assert sorted(os.listdir(workdir)) == ["checkpoint.npz", "log.csv", "model.keras", "training_state.json"]
+    (tmp_path / "run" / f".checkpoint.123{checkpoint._TEMPORARY}.npz").write_bytes(b"left by kill -9")
+    assert training.train(tiny_recipe(), workdir, data_dir, verbose=0).step == 4
+    assert sorted(os.listdir(workdir)) == ["checkpoint.npz", "log.csv", "model.keras", "training_state.json"]
+
+
+def test_a_torn_checkpoint_is_named(tmp_path):
+    path = tmp_path / "checkpoint.npz"
+    path.write_bytes(b"PK\x03\x04 torn")
+    with pytest.raises(training.CheckpointError, match="checkpoint.npz is unreadable"):
+        checkpoint.read_checkpoint_state(str(path))
+
+
+def test_training_exports_a_preset(tmp_path, shared_data):
     workdir, data_dir = str(tmp_path / "run"), str(shared_data / "mnist")
-    model, finished = training.train(tiny_recipe(), workdir, data_dir, max_minutes=0, verbose=0)
-    assert not finished  # stopped after the first of two epochs
-    assert int(model.sampling_step.numpy()) == 2
-    model, finished = training.train(tiny_recipe(), workdir, data_dir, verbose=0)
-    assert finished
-    assert int(model.sampling_step.numpy()) == 4  # resumed, not restarted
-    assert int(model.optimizer.iterations.numpy()) == 4
-    state = json.load(open(os.path.join(workdir, "training_state.json")))
-    assert state["steps_done"] == 4 and state["finished"]
-    metadata = training.export_preset(model, tiny_recipe(), workdir, str(tmp_path / "preset"), data_dir, verbose=False)
+    result = training.train(tiny_recipe(), workdir, data_dir, verbose=0)
+    metadata = training.export_preset(result.model, tiny_recipe(), workdir, str(tmp_path / "preset"), data_dir, verbose=False)
     assert metadata["training"]["steps"] == 4
     assert set(metadata["metrics"]["future_frames"]) == {"mse", "mae", "ssim", "psnr"}
     loaded = keras_msrnn.from_preset(str(tmp_path / "preset"))
     frames = np.random.default_rng(0).random((1, 2, 32, 32, 1)).astype("float32")
-    np.testing.assert_allclose(loaded.predict(frames, verbose=0), model.predict(frames, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(loaded.predict(frames, verbose=0), result.model.predict(frames, verbose=0), atol=1e-5)
 
 
 def test_bad_recipes_are_named(tmp_path):
@@ -58,6 +143,55 @@ def test_bad_recipes_are_named(tmp_path):
     with pytest.raises(ValueError, match=r"lacks section\(s\) \['dataset', 'training'\]"):
         training.load_recipe({"name": "x", "model": {}})
     recipe = tiny_recipe()
+    recipe["training"]["steps"] = 5
+    with pytest.raises(ValueError, match=r"training.steps \(5\) must be a multiple of training.steps_per_epoch \(2\)"):
+        training.load_recipe(recipe)
+    recipe = tiny_recipe()
     recipe["dataset"]["class_name"] = "Nope"
     with pytest.raises(ValueError, match="Unknown dataset 'Nope'"):
         training.make_dataset(recipe, "train")
+
+
+@pytest.mark.large
+def test_sigterm_and_kill_9_leave_a_run_that_resumes_to_the_uninterrupted_result(tmp_path, shared_data):
+    recipe_path = tmp_path / "recipe.json"
+    recipe_path.write_text(json.dumps(tiny_recipe(steps=400)))
+    workdir = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "keras_msrnn.cli", "train", str(recipe_path), "--workdir", str(workdir),
+        "--data-dir", str(shared_data / "mnist"), "--checkpoint-minutes", "0", "--verbose", "0",
+    ]
+    state_path = workdir / "checkpoint.npz"
+
+    def start_and_wait_for_progress():
+        before = checkpoint.read_checkpoint_state(str(state_path))["step"] if state_path.exists() else 0
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+            if state_path.exists() and checkpoint.read_checkpoint_state(str(state_path))["step"] > before + 2:
+                return process
+        process.kill()
+        out, err = process.communicate()
+        pytest.fail(f"training made no progress from step {before} (exit {process.returncode}): {out} {err[-2000:]}")
+
+    process = start_and_wait_for_progress()
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    assert out.strip().startswith("stopped by SIGTERM at step ") and out.strip().endswith("to resume")
+    for _ in range(3):  # kill -9 at checkpoint writes (one is written after every step)
+        process = start_and_wait_for_progress()
+        process.kill()
+        process.wait()
+        checkpoint.read_checkpoint_state(str(state_path))  # never torn
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr
+    result = training.train(tiny_recipe(steps=400), str(workdir), str(shared_data / "mnist"), verbose=0)
+    assert result.finished
+    whole = training.train(tiny_recipe(steps=400), str(tmp_path / "whole"), str(shared_data / "mnist"), verbose=0)
+    for group, values in resumable_state(whole.model).items():
+        for want, got in zip(values, resumable_state(result.model)[group]):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6, err_msg=group)
+    assert [row[:2] for row in read_log(str(workdir))[1]] == [[epoch, 2 * epoch + 2] for epoch in range(200)]

@@ -56,7 +56,7 @@ class FrameWindows(SequenceDataset):
     def num_sequences(self):
         return len(self.windows)
 
-    def load_sequences(self, indices):
+    def load_sequences(self, indices, epoch=0):
         return np.stack(
             [self.frames[v, s : s + self.sequence_length] for v, s in (self.windows[i] for i in indices)]
         )

@@ -38,9 +38,15 @@ def positive_int(name, value):
 class SequenceDataset(keras.utils.PyDataset):
     """Batches `((context, future), future)` of float32 frames in `[0, 1]`.
 
-    Subclasses provide `num_sequences` and `load_sequences(indices)`, which
-    returns `(len(indices), input_length + output_length, H, W, C)` frames
-    as uint8 (scaled by 1/255) or as floats already in `[0, 1]`.
+    Subclasses provide `num_sequences` and `load_sequences(indices, epoch)`,
+    which returns `(len(indices), input_length + output_length, H, W, C)`
+    frames as uint8 (scaled by 1/255) or as floats already in `[0, 1]`.
+    `epoch` is the epoch the sequences are read for: generated data sets
+    draw from it, stored ones ignore it.
+
+    Batch `index` of epoch `epoch` is a pure function of the two
+    (`batch(index, epoch)`), whatever was read before, so a resumed training
+    run reads exactly the batches an uninterrupted one would.
 
     Args:
         batch_size: int. Sequences per batch.
@@ -81,43 +87,48 @@ class SequenceDataset(keras.utils.PyDataset):
     def num_sequences(self):
         raise NotImplementedError
 
-    def load_sequences(self, indices):
+    def load_sequences(self, indices, epoch=0):
         raise NotImplementedError
 
     def __len__(self):
         rounding = math.floor if self.drop_remainder else math.ceil
         return int(rounding(self.num_sequences / self.batch_size))
 
-    def _sequence_order(self):
+    def _sequence_order(self, epoch):
         if not self.shuffle:
             return None
-        if self._order is None:
-            rng = np.random.default_rng(None if self.seed is None else [self.seed, self.epoch])
-            self._order = rng.permutation(self.num_sequences)
-        return self._order
+        if self._order is None or self._order[0] != epoch:
+            rng = np.random.default_rng(None if self.seed is None else [self.seed, epoch])
+            self._order = (epoch, rng.permutation(self.num_sequences))
+        return self._order[1]
 
-    def batch_indices(self, index):
+    def batch_indices(self, index, epoch=None):
+        """Sequence indices of batch `index` of `epoch` (default: the current one)."""
         if not 0 <= index < len(self):
             raise IndexError(f"Batch {index} out of range for {len(self)} batches.")
+        epoch = self.epoch if epoch is None else epoch
         start = index * self.batch_size
         stop = min(start + self.batch_size, self.num_sequences)
-        order = self._sequence_order()
+        order = self._sequence_order(epoch)
         return np.arange(start, stop) if order is None else order[start:stop]
 
-    def __getitem__(self, index):
-        frames = to_unit_float(self.load_sequences(self.batch_indices(index)))
+    def batch(self, index, epoch):
+        """Batch `index` of epoch `epoch`: `((context, future), future)`."""
+        frames = to_unit_float(self.load_sequences(self.batch_indices(index, epoch), epoch))
         context = frames[:, : self.input_length]
         future = frames[:, self.input_length : self.sequence_length]
         return (context, future), future
 
+    def __getitem__(self, index):
+        return self.batch(index, self.epoch)
+
     def on_epoch_end(self):
         self.epoch += 1
-        self._order = None
 
     def as_numpy(self, max_sequences=None):
         """All sequences (or the first `max_sequences`) as one float32 array."""
         count = self.num_sequences if max_sequences is None else min(max_sequences, self.num_sequences)
-        return to_unit_float(self.load_sequences(np.arange(count)))
+        return to_unit_float(self.load_sequences(np.arange(count), self.epoch))
 
     def as_tf_dataset(self):
         """The same batches as a `tf.data.Dataset` (needs TensorFlow installed)."""

@@ -179,17 +179,17 @@ class MovingMNIST(SequenceDataset):
     def num_sequences(self):
         return self._num_sequences
 
-    def _rng_keys(self, indices):
+    def _rng_keys(self, indices, epoch):
         if self.split == "test":
             return [[TEST_SPLIT_SEED, int(i)] for i in indices]
         if self.seed is None:
             return [None] * len(indices)
-        return [[self.seed, self.epoch, int(i)] for i in indices]
+        return [[self.seed, epoch, int(i)] for i in indices]
 
-    def load_sequences(self, indices):
+    def load_sequences(self, indices, epoch=0):
         if self.sequences is not None:
             return np.asarray(self.sequences[indices, : self.sequence_length])[..., None]
-        return self.generate(self._rng_keys(indices))
+        return self.generate(self._rng_keys(indices, epoch))
 
     def generate(self, rng_keys):
         """Sequences `(len(rng_keys), T, H, W, 1)` uint8, one per generator key."""

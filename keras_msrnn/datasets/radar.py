@@ -205,7 +205,7 @@ class RadarSequences(SequenceDataset):
     def num_sequences(self):
         return len(self.windows)
 
-    def load_sequences(self, indices):
+    def load_sequences(self, indices, epoch=0):
         return np.stack([self.frames[self.windows[i]] for i in indices])
 
 
@@ -269,7 +269,7 @@ class RadarGermany(SequenceDataset):
             raise ValueError(f"{self.path}: frame {key!r} has shape {frame.shape}, expected 2-D.")
         return resize(rain_depth_to_pixel(frame), self.frame_size)
 
-    def load_sequences(self, indices):
+    def load_sequences(self, indices, epoch=0):
         stride = self.frame_stride
         return np.stack(
             [

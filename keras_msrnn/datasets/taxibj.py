@@ -122,6 +122,6 @@ class TaxiBJ(SequenceDataset):
     def num_sequences(self):
         return len(self.starts)
 
-    def load_sequences(self, indices):
+    def load_sequences(self, indices, epoch=0):
         windows = np.stack([self.frames[s : s + self.sequence_length] for s in self.starts[indices]])
         return windows[:, ::-1] if self.protocol == "msrnn" else windows

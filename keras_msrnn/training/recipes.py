@@ -1,0 +1,82 @@
+"""Training recipes: what to train, on which data, for how long.
+
+A recipe is a JSON file or dict with four sections: `model` (the `MSStack`
+arguments), `dataset` (a `keras_msrnn.datasets` class and its arguments),
+`training` (batch size, steps, steps per epoch, learning rate, seed) and
+`evaluation` (test sequences).
+"""
+
+import json
+
+import keras
+
+from keras_msrnn import datasets
+from keras_msrnn.models import MSStack
+
+RECIPE_SECTIONS = ("model", "dataset", "training")
+REQUIRED_TRAINING_KEYS = ("batch_size", "steps", "steps_per_epoch")
+
+
+def load_recipe(path_or_dict):
+    """A recipe dict from a JSON path (or a dict), with its sections checked."""
+    if isinstance(path_or_dict, dict):
+        recipe = dict(path_or_dict)
+    else:
+        try:
+            with open(path_or_dict) as file:
+                recipe = json.load(file)
+        except FileNotFoundError:
+            raise ValueError(f"Recipe {path_or_dict} does not exist.") from None
+        except json.JSONDecodeError as error:
+            raise ValueError(f"Recipe {path_or_dict} is not valid JSON: {error}") from None
+        if not isinstance(recipe, dict):
+            raise ValueError(f"Recipe {path_or_dict} must hold a JSON object.")
+    name = recipe.get("name", path_or_dict if isinstance(path_or_dict, str) else "recipe")
+    missing = [section for section in RECIPE_SECTIONS if section not in recipe]
+    if missing:
+        raise ValueError(f"Recipe {name!r} lacks section(s) {missing}.")
+    training = recipe["training"]
+    missing = [key for key in REQUIRED_TRAINING_KEYS if key not in training]
+    if missing:
+        raise ValueError(f"Recipe {name!r}: its training section lacks {missing}.")
+    for key in REQUIRED_TRAINING_KEYS:
+        value = training[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"Recipe {name!r}: training.{key} must be a positive integer, not {value!r}.")
+    if training["steps"] % training["steps_per_epoch"]:
+        raise ValueError(
+            f"Recipe {name!r}: training.steps ({training['steps']}) must be a multiple of "
+            f"training.steps_per_epoch ({training['steps_per_epoch']})."
+        )
+    return recipe
+
+
+def build_model(recipe):
+    return MSStack(**recipe["model"])
+
+
+def make_dataset(recipe, split, data_dir=None, **overrides):
+    """The recipe's data set for `split`, with its lengths taken from the model."""
+    spec = recipe["dataset"]
+    dataset_class = getattr(datasets, spec["class_name"], None)
+    if dataset_class is None or not isinstance(dataset_class, type):
+        raise ValueError(f"Unknown dataset {spec['class_name']!r} in recipe {recipe.get('name')!r}.")
+    config = dict(spec.get("config", {}))
+    if data_dir is not None:
+        config["data_dir"] = data_dir
+    config.setdefault("input_length", recipe["model"].get("input_length", 10))
+    config.setdefault("output_length", recipe["model"].get("output_length", 10))
+    config.update(overrides)
+    return dataset_class(split=split, **config)
+
+
+def make_optimizer(training):
+    """Adam with the recipe's learning rate, cosine-decayed when it names a final one."""
+    steps = training["steps"]
+    learning_rate = training.get("learning_rate", 3e-4)
+    final = training.get("final_learning_rate", learning_rate)
+    if final != learning_rate:
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=steps, alpha=final / learning_rate
+        )
+    return keras.optimizers.Adam(learning_rate=learning_rate)

@@ -1,0 +1,323 @@
+"""Resumable, time-boxed training runs.
+
+`train(recipe, workdir)` trains the recipe's model with `fit` and keeps
+everything a later call needs to continue in `workdir`:
+
+- `checkpoint.npz`: weights, optimizer slots and iterations, the
+  scheduled-sampling counter, the random seed generators, the running loss of
+  the epoch in progress, the global step and the logged epochs. It is
+  written atomically every `checkpoint_minutes`, at every epoch end, and when
+  the run stops: at `max_minutes`, on SIGTERM (what cluster schedulers send)
+  and on Ctrl-C. A second Ctrl-C stops at once, keeping the last checkpoint;
+  so does `kill -9`.
+- `log.csv`: one row per finished epoch, rewritten from the checkpoint, so
+  it never holds a row of an epoch the checkpoint does not.
+- `training_state.json`: the run's progress in words a person reads.
+- `model.keras`: the model as of the end of the latest call.
+
+Calling `train` again with the same recipe and work directory continues
+from the checkpoint; the batch of every global step is a pure function of
+the step (`SequenceDataset.batch(index, epoch)`), so a run stopped and
+resumed any number of times gives the weights, optimizer state, sampling
+counter and log rows of an uninterrupted run. A finished run says so and
+returns; a recipe that now asks for more steps continues.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
+
+import keras
+
+from keras_msrnn.training.checkpoint import (
+    CHECKPOINT_FILE,
+    CheckpointError,
+    load_checkpoint,
+    read_checkpoint_state,
+    remove_stale_temporaries,
+    save_checkpoint,
+    temporary_path,
+    write_text_atomically,
+)
+from keras_msrnn.training.recipes import build_model, load_recipe, make_dataset, make_optimizer
+
+STATE_FILE = "training_state.json"
+LOG_FILE = "log.csv"
+MODEL_FILE = "model.keras"
+# Recipe sections whose change makes a checkpoint meaningless; `steps` may grow.
+_RESUMABLE_CHANGES = {("training", "steps"), ("name",), ("description",), ("evaluation",), ("variants",)}
+
+
+class TrainingResult:
+    """What a call of `train` did: the model, where it stopped and why.
+
+    Attributes:
+        model: the trained (or partly trained) model.
+        step: global training steps done so far, over all calls.
+        total_steps: steps the recipe asks for.
+        stopped_by: None when the run is finished, else `"max_minutes"`,
+            `"SIGTERM"` or `"SIGINT"`.
+        workdir: the work directory.
+    """
+
+    def __init__(self, model, step, total_steps, stopped_by, workdir):
+        self.model = model
+        self.step = step
+        self.total_steps = total_steps
+        self.stopped_by = stopped_by
+        self.workdir = workdir
+
+    @property
+    def finished(self):
+        return self.step >= self.total_steps
+
+
+def train(recipe, workdir, data_dir=None, max_minutes=None, checkpoint_minutes=5.0, verbose=1):
+    """Trains, or resumes training of, a recipe's model in `workdir`.
+
+    Args:
+        recipe: a recipe dict or the path of a JSON recipe.
+        workdir: folder for the checkpoint, logs and final model.
+        data_dir: the data set's folder (overrides the recipe's).
+        max_minutes: float. Stop (with a checkpoint) at the first step
+            after this many minutes; call again to continue.
+        checkpoint_minutes: float. Also write a checkpoint this often
+            (it survives `kill -9`).
+        verbose: 0, 1 (progress bar) or 2 (a line per epoch), as in `fit`.
+
+    Returns:
+        A `TrainingResult`.
+
+    Example:
+
+    ```python
+    result = keras_msrnn.training.train("recipe.json", "runs/mine", max_minutes=30)
+    while not result.finished:            # e.g. one call per cluster job
+        result = keras_msrnn.training.train("recipe.json", "runs/mine", max_minutes=30)
+    ```
+    """
+    started = time.monotonic()
+    recipe = load_recipe(recipe)
+    training = recipe["training"]
+    steps_per_epoch, total_steps = training["steps_per_epoch"], training["steps"]
+    os.makedirs(workdir, exist_ok=True)
+    remove_stale_temporaries(workdir)
+    seed = training.get("seed", 0)
+    keras.utils.set_random_seed(seed)
+    train_data = make_dataset(
+        recipe,
+        "train",
+        data_dir,
+        batch_size=training["batch_size"],
+        num_sequences=steps_per_epoch * training["batch_size"],
+        shuffle=False,
+        seed=seed,
+    )
+    model = build_model(recipe)
+    (context, _), _ = train_data.batch(0, 0)
+    model.build((None,) + context.shape[1:])
+    model.compile(optimizer=make_optimizer(training))
+    model.optimizer.build(model.trainable_variables)
+
+    state = _resume_state(workdir, recipe, model)
+    step = state["step"]
+    if step >= total_steps:
+        _say(verbose, f"{workdir}: already finished ({step} of {total_steps} steps).")
+        return TrainingResult(model, step, total_steps, None, workdir)
+    if step:
+        _say(verbose, f"{workdir}: resuming at step {step} of {total_steps}.")
+
+    deadline = None if max_minutes is None else started + 60.0 * max_minutes
+    with _stop_requests() as stop_requests:
+        progress = _Progress(workdir, recipe, state, model, deadline, 60.0 * checkpoint_minutes, stop_requests, started)
+        for first_step, last_step in _fit_segments(step, total_steps, steps_per_epoch):
+            model.fit(
+                _batches(train_data, first_step, last_step, steps_per_epoch),
+                initial_epoch=first_step // steps_per_epoch,
+                epochs=-(-last_step // steps_per_epoch),
+                steps_per_epoch=min(last_step - first_step, steps_per_epoch),
+                callbacks=[progress],
+                shuffle=False,  # the batches' order is fixed by the global step
+                verbose=verbose,
+            )
+            if progress.stopped_by:
+                break
+    _save_model(model, os.path.join(workdir, MODEL_FILE))
+    return TrainingResult(model, progress.step, total_steps, progress.stopped_by, workdir)
+
+
+def _say(verbose, message):
+    if verbose:
+        print(message, flush=True)
+
+
+def _fit_segments(step, total_steps, steps_per_epoch):
+    """`fit` calls as (first, last) global steps: the rest of a partial epoch, then whole epochs."""
+    epoch_end = -(-step // steps_per_epoch) * steps_per_epoch
+    if step < epoch_end:
+        yield step, epoch_end
+        step = epoch_end
+    if step < total_steps:
+        yield step, total_steps
+
+
+def _batches(dataset, first_step, last_step, steps_per_epoch):
+    for step in range(first_step, last_step):
+        epoch, index = divmod(step, steps_per_epoch)
+        yield dataset.batch(index, epoch)
+
+
+def _resume_state(workdir, recipe, model):
+    """The checkpoint's state (its variables loaded into `model`), or a fresh one."""
+    path = os.path.join(workdir, CHECKPOINT_FILE)
+    if not os.path.exists(path):
+        return {"step": 0, "epochs": [], "seconds_total": 0.0, "recipe": recipe, "metrics": None}
+    changed = _recipe_changes(read_checkpoint_state(path).get("recipe", {}), recipe)
+    if changed:
+        raise CheckpointError(
+            f"{path} was written by a different recipe ({', '.join(changed)} changed); "
+            "train in a new work directory, or delete the checkpoint to start over."
+        )
+    state = load_checkpoint(path, model)
+    # fit() resets the metrics at each epoch's start; the running loss of the
+    # interrupted epoch goes back in then (see _Progress.on_epoch_begin).
+    state["metrics"] = [keras.ops.convert_to_numpy(v) for v in model.metrics_variables]
+    return state
+
+
+def _recipe_changes(saved, recipe, prefix=()):
+    changes = []
+    for key in sorted(set(saved) | set(recipe)):
+        path = prefix + (key,)
+        if path in _RESUMABLE_CHANGES:
+            continue
+        old, new = saved.get(key), recipe.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changes.extend(_recipe_changes(old, new, path))
+        elif old != new:
+            changes.append(".".join(path))
+    return changes
+
+
+@contextlib.contextmanager
+def _stop_requests():
+    """Turns SIGTERM and the first Ctrl-C into a request to stop after the current step."""
+    requests = []
+    if threading.current_thread() is not threading.main_thread():
+        yield requests
+        return
+
+    def request_stop(signum, frame):
+        if requests:  # asked twice: stop now, the last checkpoint stays
+            raise KeyboardInterrupt
+        requests.append(signal.Signals(signum).name)
+
+    previous = {number: signal.signal(number, request_stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requests
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+class _Progress(keras.callbacks.Callback):
+    """Counts global steps, writes checkpoints and logs, stops on time or signal."""
+
+    def __init__(self, workdir, recipe, state, model, deadline, checkpoint_seconds, stop_requests, started):
+        super().__init__()
+        self.workdir = workdir
+        self.recipe = recipe
+        self.steps_per_epoch = recipe["training"]["steps_per_epoch"]
+        self.total_steps = recipe["training"]["steps"]
+        self.step = state["step"]
+        self.epochs = list(state["epochs"])
+        self.seconds_before = state["seconds_total"]
+        self.resumed_metrics = state["metrics"] if self.step % self.steps_per_epoch else None
+        self.deadline = deadline
+        self.checkpoint_seconds = checkpoint_seconds
+        self.stop_requests = stop_requests
+        self.started = started
+        self.last_checkpoint = time.monotonic()
+        self.stopped_by = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.resumed_metrics is not None:
+            for variable, value in zip(self.model.metrics_variables, self.resumed_metrics):
+                variable.assign(value)
+            self.resumed_metrics = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        if self.stop_requests:
+            self.stopped_by = self.stop_requests[0]
+        elif self.deadline is not None and time.monotonic() >= self.deadline and self.step < self.total_steps:
+            self.stopped_by = "max_minutes"
+        if self.stopped_by:
+            self.model.stop_training = True
+        if self.step % self.steps_per_epoch == 0:
+            return  # on_epoch_end saves this step together with the epoch's log row
+        if self.stopped_by or time.monotonic() - self.last_checkpoint >= self.checkpoint_seconds:
+            self.save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.step != (epoch + 1) * self.steps_per_epoch:
+            return  # stopped inside the epoch: its loss so far is in the checkpoint, not the log
+        row = {"epoch": epoch, "step": self.step}
+        row.update({key: float(value) for key, value in (logs or {}).items()})
+        self.epochs.append(row)
+        self.save()
+
+    def save(self):
+        seconds = round(self.seconds_before + time.monotonic() - self.started, 1)
+        state = {"step": self.step, "epochs": self.epochs, "seconds_total": seconds, "recipe": self.recipe}
+        save_checkpoint(os.path.join(self.workdir, CHECKPOINT_FILE), self.model, state)
+        self.last_checkpoint = time.monotonic()
+        write_text_atomically(os.path.join(self.workdir, LOG_FILE), _csv(self.epochs))
+        summary = {
+            "recipe": self.recipe.get("name"),
+            "steps_done": self.step,
+            "steps": self.total_steps,
+            "epochs_done": len(self.epochs),
+            "epochs": self.total_steps // self.steps_per_epoch,
+            "finished": self.step >= self.total_steps,
+            "seconds_total": seconds,
+            "backend": keras.config.backend(),
+        }
+        write_text_atomically(os.path.join(self.workdir, STATE_FILE), json.dumps(summary, indent=2) + "\n")
+
+
+def _csv(rows):
+    columns = []
+    for row in rows:
+        columns.extend(key for key in row if key not in columns)
+    lines = [",".join(columns)]
+    lines += [",".join(_cell(row.get(column)) for column in columns) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    return str(value) if isinstance(value, int) else repr(float(value))
+
+
+def _save_model(model, path):
+    temporary = temporary_path(path)  # Keras insists on the .keras extension
+    try:
+        model.save(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def read_training_state(workdir):
+    """The `training_state.json` of a work directory (empty dict if none)."""
+    path = os.path.join(workdir, STATE_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as file:
+        return json.load(file)
