@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 BACKENDS := tensorflow torch jax
 PYTEST_ARGS ?=
 
-.PHONY: forecast test bench clean
+.PHONY: forecast test bench zoo-train clean
 
-PRESET ?= ms-predrnn-mnist-cpu
+PRESET ?= ms-predrnn-mnist
 SAMPLE ?= examples/data/moving_mnist_test_0.npy
 FORECAST_BACKEND ?= torch
 
@@ -19,7 +19,7 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 # The main job: a forecast from the bundled pretrained preset on a bundled
 # Moving MNIST sequence, offline. Writes forecast/forecast.{gif,png,npy}.
 forecast: $(BIN)/.installed
-	KERAS_BACKEND=$(FORECAST_BACKEND) $(BIN)/keras-msrnn predict $(PRESET) $(SAMPLE) --output forecast
+	KERAS_BACKEND=$(FORECAST_BACKEND) $(BIN)/keras-msrnn predict $(PRESET) $(SAMPLE) --output forecast --overwrite
 
 # The fast suite once per backend, spread over the machine's cores (most
 # tests are bound by single-threaded op dispatch); fails if any backend fails.
@@ -43,6 +43,24 @@ bench: $(BIN)/.installed
 		KERAS_BACKEND=$$backend $(BIN)/keras-msrnn bench --cell all $(BENCH_ARGS) --output $(BENCH_OUT) || exit 1; \
 	done
 	$(BIN)/keras-msrnn bench --table $(BENCH_OUT)
+
+# The zoo's Moving MNIST presets at the CPU budget, one after another, each
+# evaluated on the fixed test split and written as a preset folder. Every
+# run checkpoints in runs/zoo/<name>: rerunning `make zoo-train` after a stop
+# continues where it stopped and skips what is finished.
+ZOO_BACKEND ?= tensorflow
+ZOO_DATA ?= ../shared/data/mnist
+# The main job's preset ships inside the package; the others live in zoo/presets.
+ZOO_BUNDLED := ms-predrnn-mnist
+ZOO_NAMES ?= ms-predrnn-mnist predrnn-mnist ms-convlstm-mnist convlstm-mnist \
+	ms-predrnn-v2-mnist predrnn-v2-mnist ms-predrnn-pp-mnist predrnn-pp-mnist ms-mim-mnist mim-mnist \
+	ms-motionrnn-mnist motionrnn-mnist ms-trajgru-mnist trajgru-mnist ms-preciplstm-mnist preciplstm-mnist
+zoo-train: $(BIN)/.installed
+	@for name in $(ZOO_NAMES); do \
+		out=zoo/presets/$$name; [ $$name = $(ZOO_BUNDLED) ] && out=keras_msrnn/presets/builtin/$$name; \
+		KERAS_BACKEND=$(ZOO_BACKEND) $(BIN)/keras-msrnn train $$name --variant cpu --workdir runs/zoo/$$name \
+			--data-dir $(ZOO_DATA) --verbose 2 --preset-out $$out || exit $$?; \
+	done
 
 clean:
 	rm -rf $(VENV)

@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("frames", nargs="?", help=".npy with (time, height, width[, channels]) frames")
-parser.add_argument("--preset", default="ms-predrnn-mnist-cpu")
+parser.add_argument("--preset", default="ms-predrnn-mnist")
 parser.add_argument("--epochs", type=int, default=1)
 parser.add_argument("--batch-size", type=int, default=2)
 parser.add_argument("--learning-rate", type=float, default=1e-4)

@@ -1,6 +1,6 @@
 """Quickstart: load a pretrained preset, forecast a bundled sequence, save a GIF.
 
-    python examples/quickstart.py [--preset ms-predrnn-mnist-cpu] [--output quickstart_out]
+    python examples/quickstart.py [--preset ms-predrnn-mnist] [--output quickstart_out]
 
 Runs on any backend: KERAS_BACKEND=jax python examples/quickstart.py
 """
@@ -16,7 +16,7 @@ from keras_msrnn import visualize
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("--preset", default="ms-predrnn-mnist-cpu")
+parser.add_argument("--preset", default="ms-predrnn-mnist")
 parser.add_argument("--sample", default=os.path.join(HERE, "data", "moving_mnist_test_0.npy"))
 parser.add_argument("--output", default="quickstart_out")
 args = parser.parse_args()

@@ -1,6 +1,6 @@
 """The same preset gives the same forecast on TensorFlow, PyTorch and JAX.
 
-    python examples/switch_backends.py [--preset ms-predrnn-mnist-cpu]
+    python examples/switch_backends.py [--preset ms-predrnn-mnist]
 
 Keras picks its backend once per process, so each backend runs in a child
 process (`KERAS_BACKEND=...`); the forecasts are then compared.
@@ -25,7 +25,7 @@ np.save(sys.argv[3], np.asarray(model.predict(context[None], verbose=0)))
 """
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-parser.add_argument("--preset", default="ms-predrnn-mnist-cpu")
+parser.add_argument("--preset", default="ms-predrnn-mnist")
 parser.add_argument("--sample", default=os.path.join(HERE, "data", "moving_mnist_test_1.npy"))
 args = parser.parse_args()
 

@@ -65,6 +65,7 @@ def run_variant(args, scales):
         kernel_size=args.kernel_size,
         input_length=args.input_length,
         output_length=args.output_length,
+        patch_size=args.patch_size,
         dtype=args.dtype,
     )
     model.compile()
@@ -120,7 +121,7 @@ def run_variant(args, scales):
 def _worker_command(args, cell, variant):
     command = [sys.executable, "-m", "keras_msrnn.bench", "--worker", variant, "--cell", cell]
     for name in ("frame", "channels", "filters", "layers", "kernel_size", "input_length",
-                 "output_length", "batch", "steps", "warmup", "dtype"):
+                 "output_length", "patch_size", "batch", "steps", "warmup", "dtype"):
         command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     return command
 
@@ -131,7 +132,9 @@ def _run_worker(args, cell, variant):
         _worker_command(args, cell, variant), env=env, capture_output=True, text=True
     )
     if completed.returncode != 0:
-        raise RuntimeError(f"benchmark worker ({cell}, {variant}) failed:\n{completed.stderr[-4000:]}")
+        lines = [line for line in completed.stderr.splitlines() if line.strip()]
+        cause = lines[-1].strip() if lines else f"exit status {completed.returncode}, no message"
+        raise RuntimeError(f"benchmark worker ({cell}, {variant}) failed: {cause}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -147,6 +150,7 @@ def _planned_report(args, cell):
         "kernel_size": args.kernel_size,
         "input_length": args.input_length,
         "output_length": args.output_length,
+        "patch_size": args.patch_size,
         "batch": args.batch,
         "dtype": args.dtype,
         "measured_steps": args.steps,
@@ -192,7 +196,9 @@ def _ratio(numerator, denominator):
 
 
 def _settings(report):
-    return {key: value for key, value in report.items() if key not in ("plain", "ms", "ms_over_plain")}
+    settings = {key: value for key, value in report.items() if key not in ("plain", "ms", "ms_over_plain")}
+    settings.setdefault("patch_size", 1)  # reports from before --patch-size existed
+    return settings
 
 
 def read_reports(path):
@@ -264,6 +270,7 @@ def add_arguments(parser):
     parser.add_argument("--kernel-size", type=int, default=3)
     parser.add_argument("--input-length", type=int, default=10)
     parser.add_argument("--output-length", type=int, default=10)
+    parser.add_argument("--patch-size", type=int, default=1, help="space-to-depth block size, as in presets")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=3, help="measured training steps")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured steps, the first compiles")

@@ -5,6 +5,8 @@ import json
 import os
 import sys
 
+import numpy as np
+
 # name -> (class in keras_msrnn.datasets, fixed arguments)
 DATASET_NAMES = {
     "moving_mnist": ("MovingMNIST", {}),
@@ -35,24 +37,68 @@ def run_list(args):
     if args.json:
         print(json.dumps(presets, indent=2))
         return 0
-    for name, info in presets.items():
-        where = "bundled" if info["bundled"] else info["handle"]
-        print(f"{name}  [{where}]\n    {info['description']}")
+    print(f"{'name':<28}{'status':<13}{'where':<12}{'params':>10}{'MSE':>9}{'SSIM':>8}  budget")
+    for name, entry in presets.items():
+        if "alias_of" in entry:
+            continue
+        future = entry.get("metrics", {}).get("future_frames", {})
+        training = entry.get("training", {})
+        budget = f"{training['steps']} steps x {training['batch_size']}, {training.get('backend')}" if training else ""
+        print(
+            f"{name:<28}{entry['status']:<13}{entry['where'] or '-':<12}"
+            f"{_number(entry.get('parameter_count'), ',d'):>10}{_number(future.get('mse'), '.2f'):>9}"
+            f"{_number(future.get('ssim'), '.3f'):>8}  {budget}"
+        )
+    aliases = ", ".join(f"{name} -> {entry['alias_of']}" for name, entry in presets.items() if "alias_of" in entry)
+    print(f"\naliases: {aliases}")
+    print("MSE (per-frame sum over pixels) and SSIM: future frames of the data set's test split.")
+    print("A 'recipe only' name has no weights yet: keras-msrnn train NAME --data-dir DIR --preset-out DIR trains it.")
     return 0
+
+
+def _number(value, spec):
+    return "-" if value is None else format(value, spec)
 
 
 # === predict ===
 
 
-def run_predict(args):
-    import numpy as np
+FORECAST_FILES = ("forecast.npy", "forecast.gif", "forecast.png")
 
+
+def prepare_output_folder(folder, file_names, overwrite=False):
+    """Checks, before any work, that `folder` can take `file_names`.
+
+    Creates the folder; refuses a path that is a file, one that cannot be
+    written, and files that exist already unless `overwrite`.
+    """
+    import tempfile
+
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ValueError(f"output {folder!r} is a file, not a folder; choose another --output.")
+    taken = [name for name in file_names if os.path.exists(os.path.join(folder, name))]
+    if taken and not overwrite:
+        raise ValueError(
+            f"{os.path.join(folder, taken[0])} already exists; pass --overwrite to replace it, or choose another --output."
+        )
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(f"output folder {folder!r} cannot be written ({error.strerror or error}).") from None
+
+
+def run_predict(args):
     from keras_msrnn import visualize
     from keras_msrnn.presets import from_preset
 
+    frames = visualize.load_frames(args.input)
+    prepare_output_folder(args.output, FORECAST_FILES, args.overwrite)
     model = from_preset(args.preset)
     height, width, channels = model.frame_shape
-    frames = visualize.load_frames(args.input, channels=channels)
+    if frames.shape[-1] != channels:
+        frames = visualize.load_frames(args.input, channels=channels)
     if frames.shape[1:3] != (height, width):
         raise ValueError(
             f"{args.input} has {frames.shape[1]}x{frames.shape[2]} frames; preset {args.preset!r} "
@@ -67,8 +113,7 @@ def run_predict(args):
     context = frames[: model.input_length]
     truth = frames[model.input_length : model.input_length + model.output_length]
     truth = truth if len(truth) == model.output_length else None
-    forecast = np.asarray(model.predict(context[None], verbose=int(args.verbose)))[0]
-    os.makedirs(args.output, exist_ok=True)
+    forecast = model.forecast(context, verbose=int(args.verbose))
     stem = os.path.join(args.output, "forecast")
     np.save(stem + ".npy", forecast)
     visualize.save_gif(stem + ".gif", context, forecast, truth)
@@ -77,7 +122,7 @@ def run_predict(args):
     if truth is not None:
         from keras_msrnn.metrics import frame_mae, frame_mse, ssim
 
-        pair = (np.clip(forecast, 0, 1)[None], truth[None])
+        pair = (forecast[None], truth[None])
         print(
             f"against the true frames: MSE {frame_mse(*pair).mean():.2f}, "
             f"MAE {frame_mae(*pair).mean():.2f}, SSIM {ssim(*pair).mean():.4f} (per frame)"
@@ -126,7 +171,7 @@ def run_evaluate(args):
 def run_train(args):
     from keras_msrnn import training
 
-    recipe = training.load_recipe(args.recipe)
+    recipe = training.load_recipe(args.recipe, args.variant)
     workdir = args.workdir or os.path.join("runs", recipe.get("name", "run"))
     result = training.train(
         recipe, workdir, args.data_dir, args.max_minutes, args.checkpoint_minutes, verbose=args.verbose
@@ -147,10 +192,20 @@ def run_train(args):
 
 
 def run_push(args):
-    from keras_msrnn.presets import upload_preset
+    from keras_msrnn.presets import publish_zoo, upload_preset
 
-    url = upload_preset(args.handle, args.preset_dir, commit_message=args.message, private=args.private)
-    print(url)
+    if args.all:
+        if len(args.targets) != 1 or not args.targets[0].startswith("hf://"):
+            raise ValueError("push --all takes one hf://ORG, e.g. keras-msrnn push --all hf://keras-msrnn")
+        uploaded = publish_zoo(args.targets[0][len("hf://") :].rstrip("/"), args.message, args.private)
+        for handle in uploaded.values():
+            print(handle)
+        print(f"{len(uploaded)} presets published; their revisions are pinned in keras_msrnn/presets/published.json")
+        return 0
+    if len(args.targets) != 2:
+        raise ValueError("push takes PRESET_DIR hf://ORG/NAME (or --all hf://ORG)")
+    preset_dir, handle = args.targets
+    print(upload_preset(handle, preset_dir, commit_message=args.message, private=args.private))
     return 0
 
 
@@ -159,9 +214,10 @@ def _parser():
         prog="keras-msrnn",
         description="Multi-scale recurrent spatiotemporal prediction (MS-RNN) for Keras 3.",
     )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    listing = _add(commands, "list", run_list, "list the built-in presets")
+    listing = _add(commands, "list", run_list, "list the zoo's presets and their status")
     listing.add_argument("--json", action="store_true", help="print JSON")
 
     predict = _add(
@@ -173,6 +229,7 @@ def _parser():
     predict.add_argument("preset", help="built-in name, hf://org/name[@rev] or a preset folder")
     predict.add_argument("input", help="frames: .npy, .npz, .gif or a folder of PNGs")
     predict.add_argument("--output", "-o", default="forecast", help="output folder (default: ./forecast)")
+    predict.add_argument("--overwrite", action="store_true", help="replace forecast files already in the output folder")
     predict.add_argument("--verbose", action="store_true", help="show the prediction progress bar")
 
     evaluate = _add(commands, "evaluate", run_evaluate, "score a preset on a data set")
@@ -194,7 +251,8 @@ def _parser():
         "checkpoint in the work directory (also written every --checkpoint-minutes); running\n"
         "the same command again continues where it stopped.",
     )
-    train.add_argument("recipe", help="a JSON recipe, e.g. zoo/ms-predrnn-mnist-cpu.json")
+    train.add_argument("recipe", help="a zoo name (e.g. ms-predrnn-mnist) or a JSON recipe file")
+    train.add_argument("--variant", choices=("protocol", "cpu"), help="for a zoo name: the MS-RNN protocol (default) or the CPU budget")
     train.add_argument("--workdir", help="checkpoints and logs (default: runs/<recipe name>)")
     train.add_argument("--data-dir")
     train.add_argument(
@@ -208,9 +266,14 @@ def _parser():
     )
     train.add_argument("--preset-out", help="when finished, evaluate and save a preset here")
 
-    push = _add(commands, "push", run_push, "upload a preset folder to the Hugging Face Hub")
-    push.add_argument("preset_dir")
-    push.add_argument("handle", help="hf://org/name")
+    push = _add(
+        commands, "push", run_push, "upload a preset folder (or every trained zoo preset) to the Hugging Face Hub",
+        "Upload a preset folder: keras-msrnn push PRESET_DIR hf://ORG/NAME\n"
+        "Publish the zoo: keras-msrnn push --all hf://ORG uploads every trained preset to\n"
+        "hf://ORG/<name> and pins each name to its new commit in published.json.",
+    )
+    push.add_argument("targets", nargs="+", metavar="PRESET_DIR HANDLE | hf://ORG")
+    push.add_argument("--all", action="store_true", help="publish every trained zoo preset")
     push.add_argument("--message")
     push.add_argument("--private", action="store_true")
 
@@ -223,14 +286,38 @@ def _parser():
     return parser
 
 
+EXPECTED_ERRORS = (ValueError, RuntimeError, OSError)
+
+
 def main(argv=None):
+    # Presets are a few MB: the Hub client's progress bars would only bury the one-line messages.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    _quiet_hub_progress()
     args = _parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (ValueError, RuntimeError, FileNotFoundError) as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"keras-msrnn {args.command}: {message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"keras-msrnn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # every failure is one line; --debug shows the traceback
+        if args.debug:
+            raise
+        print(f"keras-msrnn {args.command}: {_one_line(error)}", file=sys.stderr)
         return 1
+
+
+def _quiet_hub_progress():
+    import huggingface_hub.utils
+
+    if os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] not in ("0", "false", "False"):
+        huggingface_hub.utils.disable_progress_bars()
+
+
+def _one_line(error):
+    message = " ".join(str(error).split())
+    if isinstance(error, EXPECTED_ERRORS) and message:
+        return message
+    return f"{type(error).__name__}: {message or 'no message'} (an unexpected error: --debug shows where)"
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import json
 import numpy as np
 from keras import ops
 
+from keras_msrnn.frames import to_unit_frames
 from keras_msrnn.metrics import ForecastEvaluation
 
 TABLE_METRICS = ("mse", "mae", "ssim", "psnr", "gdl", "b_mse", "b_mae", "csi_0.5", "csi_30")
@@ -70,7 +71,8 @@ def evaluate(
     output_length = None
     for index in range(batches):
         (context, future), _ = dataset[index]
-        context, future = np.asarray(context), np.asarray(future)
+        context = to_unit_frames(context, f"batch {index} context")
+        future = to_unit_frames(future, f"batch {index} future")
         output_length = future.shape[1]
         truth = np.concatenate([context[:, 1:], future], axis=1)
         evaluation.update(predict_all_frames(model, context, future), truth)

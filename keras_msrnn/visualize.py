@@ -1,8 +1,11 @@
 """Reading frames from common files and writing forecasts as GIF and PNG."""
 
 import os
+import zipfile
 
 import numpy as np
+
+from keras_msrnn.frames import to_unit_frames
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
@@ -18,8 +21,11 @@ def _pil():
 def load_frames(path, channels=None):
     """Frames `(T, H, W, C)` float32 in `[0, 1]` from .npy, .npz, a GIF or a PNG folder.
 
-    Integer arrays are read as 0..255. An .npz uses its `frames` array (else
-    its first array). `channels=1` turns colour images into luminance.
+    Array values follow `keras_msrnn.frames.to_unit_frames` (uint8 is
+    0..255; float frames must be finite and in `[0, 1]`). An .npz uses its
+    `frames` array (else its first array). `channels=1` turns colour images
+    into luminance. Every unreadable or unusable input raises one
+    `ValueError` that names the file.
     """
     if not os.path.exists(path):
         raise ValueError(f"Input {path!r} does not exist.")
@@ -27,26 +33,11 @@ def load_frames(path, channels=None):
         names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES))
         if not names:
             raise ValueError(f"Folder {path!r} holds no {'/'.join(IMAGE_SUFFIXES)} images.")
-        Image = _pil()
-        frames = np.stack([_image_array(Image.open(os.path.join(path, n)), channels) for n in names])
+        frames = np.stack([_read_image(os.path.join(path, n), channels) for n in names])
     elif path.lower().endswith(".gif"):
-        Image = _pil()
-        image = Image.open(path)
-        frames = []
-        for index in range(getattr(image, "n_frames", 1)):
-            image.seek(index)
-            frames.append(_image_array(image, channels))
-        frames = np.stack(frames)
+        frames = _read_gif(path, channels)
     elif path.lower().endswith((".npy", ".npz")):
-        try:
-            data = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise ValueError(f"{path!r} is not a readable numpy file ({error}).") from None
-        if isinstance(data, np.lib.npyio.NpzFile):
-            if not data.files:
-                raise ValueError(f"{path!r} holds no arrays.")
-            data = data["frames"] if "frames" in data.files else data[data.files[0]]
-        frames = _as_unit(np.asarray(data))
+        frames = to_unit_frames(_read_array(path), repr(path))
         if frames.ndim == 3:
             frames = frames[..., None]
     else:
@@ -56,16 +47,45 @@ def load_frames(path, channels=None):
     return frames
 
 
-def _as_unit(array):
-    if np.issubdtype(array.dtype, np.integer):
-        return array.astype(np.float32) / 255.0
-    return np.clip(array.astype(np.float32), 0.0, 1.0)
+def _read_array(path):
+    try:
+        data = np.load(path, allow_pickle=False)
+        if isinstance(data, np.lib.npyio.NpzFile):
+            with data:
+                if not data.files:
+                    raise ValueError("it holds no arrays")
+                return data["frames"] if "frames" in data.files else data[data.files[0]]
+        return data
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{path!r} is not a readable numpy file ({error or type(error).__name__}).") from None
+
+
+def _read_image(path, channels):
+    Image = _pil()
+    try:
+        with Image.open(path) as image:
+            return _image_array(image, channels)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path!r} is not a readable image ({error}).") from None
+
+
+def _read_gif(path, channels):
+    Image = _pil()
+    try:
+        with Image.open(path) as image:
+            frames = []
+            for index in range(getattr(image, "n_frames", 1)):
+                image.seek(index)
+                frames.append(_image_array(image, channels))
+    except (OSError, ValueError, EOFError) as error:
+        raise ValueError(f"{path!r} is not a readable GIF ({error}).") from None
+    return np.stack(frames)
 
 
 def _image_array(image, channels):
     mode = "L" if channels == 1 else "RGB"
     array = np.asarray(image.convert(mode))
-    return _as_unit(array if array.ndim == 3 else array[..., None])
+    return to_unit_frames(array if array.ndim == 3 else array[..., None])
 
 
 def _to_uint8(frames):

@@ -66,6 +66,29 @@ def save_tiny_preset(folder, cell="convlstm", input_length=3, output_length=2, s
     return model
 
 
+@pytest.fixture
+def hub(monkeypatch):
+    """A Hub on 127.0.0.1 that the real huggingface_hub client talks to."""
+    import huggingface_hub
+    import huggingface_hub.constants
+    import huggingface_hub.hf_api
+
+    from tests.hub_server import FakeHub
+
+    with FakeHub() as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", server.url)
+        monkeypatch.setattr(
+            huggingface_hub.constants,
+            "HUGGINGFACE_CO_URL_TEMPLATE",
+            server.url + "/{repo_id}/resolve/{revision}/{filename}",
+        )
+        monkeypatch.setattr(huggingface_hub.hf_api.api, "endpoint", server.url)
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+        yield server
+
+
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
     keras.utils.set_random_seed(0)

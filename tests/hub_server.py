@@ -2,8 +2,9 @@
 
 It speaks the endpoints `huggingface_hub` uses to create a repository,
 commit files (preupload, then an NDJSON commit with base64 contents: every
-file is declared "regular", so no LFS or Xet storage is involved) and
-download them (`HEAD`/`GET .../resolve/<revision>/<path>`). Repositories
+file is declared "regular", so no LFS or Xet storage is involved), resolve
+a revision and list its files (`snapshot_download`), and download them
+(`HEAD`/`GET .../resolve/<revision>/<path>`). Repositories
 live in memory as a list of commits; `fail_after_bytes` cuts a download
 short to simulate an interrupted transfer.
 """
@@ -17,6 +18,7 @@ import threading
 import urllib.parse
 
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<path>.+)$")
+_TREE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<revision>[^/]+)$")
 _API = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/(?P<action>preupload|commit|revision)/(?P<revision>.+)$")
 
 
@@ -80,7 +82,9 @@ class FakeHub:
 
             def do_GET(self):
                 path = urllib.parse.urlparse(self.path).path
-                if _API.match(path):
+                if _TREE.match(path):
+                    hub._tree(self, _TREE.match(path))
+                elif _API.match(path):
                     hub._revision_info(self, _API.match(path))
                 else:
                     hub._serve_file(self, send_body=True)
@@ -156,12 +160,27 @@ class FakeHub:
 
     def _revision_info(self, handler, match):
         repo = self.repos.get(match["repo"])
-        sha, files = repo.files(urllib.parse.unquote(match["revision"])) if repo else (None, None)
-        if files is None:
+        if repo is None:
             return self._error(handler, 404, "RepoNotFound", "Repository not found")
+        sha, files = repo.files(urllib.parse.unquote(match["revision"]))
+        if files is None:
+            return self._error(handler, 404, "RevisionNotFound", "Invalid rev id")
         return self._reply(
             handler, 200, {"id": match["repo"], "sha": sha, "siblings": [{"rfilename": f} for f in files]}
         )
+
+    def _tree(self, handler, match):
+        """The file listing `snapshot_download` reads (`list_repo_tree`)."""
+        self.requests.append(("GET", urllib.parse.urlparse(handler.path).path))
+        repo = self.repos.get(match["repo"])
+        sha, files = repo.files(urllib.parse.unquote(match["revision"])) if repo else (None, None)
+        if files is None:
+            return self._error(handler, 404, "RevisionNotFound", "Invalid rev id")
+        entries = [
+            {"type": "file", "path": name, "size": len(content), "oid": hashlib.sha1(content).hexdigest()}
+            for name, content in sorted(files.items())
+        ]
+        return self._reply(handler, 200, entries)
 
     def _post(self, handler):
         path = urllib.parse.urlparse(handler.path).path

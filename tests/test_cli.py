@@ -25,7 +25,8 @@ def test_predict_writes_npy_gif_and_strip(tiny_preset, tmp_path, capsys):
     assert cli.main(["predict", folder, SAMPLE, "--output", out]) == 0
     forecast = np.load(os.path.join(out, "forecast.npy"))
     context = np.load(SAMPLE)[:3, :, :, None] / np.float32(255)
-    np.testing.assert_allclose(forecast, np.asarray(model.predict(context[None], verbose=0))[0], atol=1e-5)
+    expected = np.clip(np.asarray(model.predict(context[None], verbose=0))[0], 0, 1)  # forecasts are frames
+    np.testing.assert_allclose(forecast, expected, atol=1e-5)
     gif = visualize.load_frames(os.path.join(out, "forecast.gif"), channels=1)
     assert gif.shape == (5, 128, 2 * 128 + 2, 1)  # (context + forecast), truth | forecast, upscaled x2
     from PIL import Image
@@ -97,7 +98,9 @@ def test_list_and_help():
     out = subprocess.run(
         [sys.executable, "-m", "keras_msrnn.cli", "list", "--json"], capture_output=True, text=True, check=True
     ).stdout
-    assert "ms-predrnn-mnist-cpu" in json.loads(out)
+    listed = json.loads(out)
+    assert len([name for name in listed if "alias_of" not in listed[name]]) == 64
+    assert listed["ms-predrnn-mnist-cpu"]["alias_of"] == "ms-predrnn-mnist"
     for command in ("list", "predict", "evaluate", "train", "push", "bench"):
         with pytest.raises(SystemExit) as exit_info:
             cli.main([command, "--help"])

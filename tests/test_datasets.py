@@ -135,8 +135,8 @@ def test_frame_windows_cut_sliding_windows_from_user_frames():
     np.testing.assert_array_equal(future[0, :, :, :, 0], video[8:11])
     with pytest.raises(ValueError, match="shorter than input_length \\+ output_length = 20"):
         keras_msrnn.datasets.FrameWindows(video)
-    with pytest.raises(ValueError, match="must be uint8 or float"):
-        keras_msrnn.datasets.FrameWindows(np.zeros((30, 4, 4), np.int32))
+    with pytest.raises(ValueError, match="int32 frames are read as 8-bit intensities 0..255, but they hold 0..300"):
+        keras_msrnn.datasets.FrameWindows(np.arange(30 * 16, dtype=np.int32).reshape(30, 4, 4) % 301)
 
 
 # === TaxiBJ ===

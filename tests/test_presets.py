@@ -7,7 +7,6 @@ import pytest
 
 import keras_msrnn
 from keras_msrnn.presets import FORMAT_VERSION, PresetError
-from tests.hub_server import FakeHub
 
 FRAMES = np.random.default_rng(0).random((1, 3, 8, 8, 1)).astype("float32")
 
@@ -29,26 +28,6 @@ def preset_dir(tmp_path):
     model = tiny_model()
     model.save_to_preset(str(tmp_path / "preset"), {"dataset": "moving_mnist", "description": "tiny"})
     return tmp_path / "preset", forecast(model)
-
-
-@pytest.fixture
-def hub(monkeypatch):
-    """A Hub on 127.0.0.1 that the real huggingface_hub client talks to."""
-    import huggingface_hub
-    import huggingface_hub.constants
-    import huggingface_hub.hf_api
-
-    with FakeHub() as server:
-        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", server.url)
-        monkeypatch.setattr(
-            huggingface_hub.constants,
-            "HUGGINGFACE_CO_URL_TEMPLATE",
-            server.url + "/{repo_id}/resolve/{revision}/{filename}",
-        )
-        monkeypatch.setattr(huggingface_hub.hf_api.api, "endpoint", server.url)
-        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-        monkeypatch.setenv("HF_TOKEN", "hf_test_token")
-        yield server
 
 
 def test_save_and_load_local_preset(preset_dir):
@@ -259,9 +238,3 @@ def test_upload_checks_the_folder_first(tmp_path, hub):
     with pytest.raises(PresetError, match="has no metadata.json"):
         keras_msrnn.upload_preset("hf://org/x", str(tmp_path / "empty"))
     assert not hub.requests
-
-
-def test_builtin_presets_are_listed():
-    presets = keras_msrnn.list_presets()
-    assert "ms-predrnn-mnist-cpu" in presets
-    assert presets["ms-predrnn-mnist-cpu"]["handle"].startswith("hf://")

@@ -3,6 +3,7 @@
 import numpy as np
 
 from keras_msrnn.datasets.base import SequenceDataset, positive_int
+from keras_msrnn.frames import to_unit_frames
 
 
 class FrameWindows(SequenceDataset):
@@ -10,8 +11,9 @@ class FrameWindows(SequenceDataset):
 
     Args:
         frames: array `(time, height, width[, channels])` (one video) or
-            `(videos, time, height, width, channels)`; uint8 (0..255) or
-            floats in `[0, 1]`.
+            `(videos, time, height, width, channels)`: uint8 (0..255),
+            floats in `[0, 1]`, or as `keras_msrnn.frames.to_unit_frames`
+            allows; anything else (NaN, out of range) is refused here.
         stride: int. Frames between the starts of consecutive windows.
         **kwargs: `SequenceDataset` arguments: `batch_size`,
             `input_length`, `output_length`, `shuffle`, `seed`.
@@ -38,18 +40,17 @@ class FrameWindows(SequenceDataset):
                 "`frames` must be (time, height, width[, channels]) or (videos, time, height, width, "
                 f"channels). Received shape {frames.shape}."
             )
-        if frames.dtype != np.uint8 and not np.issubdtype(frames.dtype, np.floating):
-            raise ValueError(f"`frames` must be uint8 or float; received {frames.dtype}.")
-        self.frames = frames
+        # uint8 stays compact; everything else is checked and converted once, here.
+        self.frames = frames if frames.dtype == np.uint8 else to_unit_frames(frames, "FrameWindows frames")
         self.stride = positive_int("stride", stride)
-        starts_per_video = max(0, (frames.shape[1] - self.sequence_length) // self.stride + 1)
+        starts_per_video = max(0, (self.frames.shape[1] - self.sequence_length) // self.stride + 1)
         if starts_per_video == 0:
             raise ValueError(
-                f"Videos of {frames.shape[1]} frames are shorter than input_length + output_length "
+                f"Videos of {self.frames.shape[1]} frames are shorter than input_length + output_length "
                 f"= {self.sequence_length}."
             )
         self.windows = [
-            (video, start * self.stride) for video in range(len(frames)) for start in range(starts_per_video)
+            (video, start * self.stride) for video in range(len(self.frames)) for start in range(starts_per_video)
         ]
 
     @property

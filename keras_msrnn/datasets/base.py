@@ -6,6 +6,8 @@ import os
 import keras
 import numpy as np
 
+from keras_msrnn.frames import to_unit_frames
+
 DATA_DIR_VARIABLE = "KERAS_MSRNN_DATA"
 
 
@@ -114,7 +116,7 @@ class SequenceDataset(keras.utils.PyDataset):
 
     def batch(self, index, epoch):
         """Batch `index` of epoch `epoch`: `((context, future), future)`."""
-        frames = to_unit_float(self.load_sequences(self.batch_indices(index, epoch), epoch))
+        frames = to_unit_frames(self.load_sequences(self.batch_indices(index, epoch), epoch), type(self).__name__)
         context = frames[:, : self.input_length]
         future = frames[:, self.input_length : self.sequence_length]
         return (context, future), future
@@ -128,7 +130,7 @@ class SequenceDataset(keras.utils.PyDataset):
     def as_numpy(self, max_sequences=None):
         """All sequences (or the first `max_sequences`) as one float32 array."""
         count = self.num_sequences if max_sequences is None else min(max_sequences, self.num_sequences)
-        return to_unit_float(self.load_sequences(np.arange(count), self.epoch))
+        return to_unit_frames(self.load_sequences(np.arange(count), self.epoch), type(self).__name__)
 
     def as_tf_dataset(self):
         """The same batches as a `tf.data.Dataset` (needs TensorFlow installed)."""
@@ -150,8 +152,3 @@ class SequenceDataset(keras.utils.PyDataset):
         ).prefetch(tf.data.AUTOTUNE)
 
 
-def to_unit_float(frames):
-    frames = np.asarray(frames)
-    if frames.dtype == np.uint8:
-        return frames.astype(np.float32) / np.float32(255.0)
-    return frames.astype(np.float32, copy=False)

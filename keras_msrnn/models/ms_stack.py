@@ -3,10 +3,12 @@
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_msrnn.api_export import keras_msrnn_export
 from keras_msrnn.cells.base import get_cell_class
+from keras_msrnn.frames import to_unit_frames
 from keras_msrnn.models.losses import MSRNNLoss, msrnn_loss
 from keras_msrnn.models.scheduled_sampling import FreeRunning, get_schedule
 from keras_msrnn.ops.patching import patch_frames, unpatch_frames
@@ -463,6 +465,46 @@ class MSStack(keras.Model):
             memory = rescale(memory, self.scales[-1], self.scales[0])
         return self.readout(outputs[-1]), new_states, memory, increments
 
+    # === Forecasting ===
+
+    def forecast(self, frames, batch_size=None, verbose=0):
+        """Forecasts from user frames, checked and converted first.
+
+        Unlike `predict`, which takes model-ready tensors, `forecast`
+        applies `keras_msrnn.frames.to_unit_frames` (uint8 0..255 frames are
+        scaled; NaN, infinite and out-of-range values are refused with a
+        clear error) and clips the forecast to `[0, 1]`.
+
+        Args:
+            frames: `(time, H, W, C)` for one sequence or
+                `(batch, time, H, W, C)`; the last `input_length` frames are
+                the context.
+            batch_size: int. Sequences per `predict` batch.
+            verbose: as in `predict`.
+
+        Returns:
+            A numpy array `(output_length, H, W, C)` or
+            `(batch, output_length, H, W, C)`, like `frames`.
+
+        Example:
+
+        ```python
+        model = keras_msrnn.from_preset("ms-predrnn-mnist")
+        future = model.forecast(np.load("frames.npy")[..., None])  # uint8 (T, 64, 64, 1)
+        ```
+        """
+        context = to_unit_frames(frames, "frames")
+        single = context.ndim == 4
+        if single:
+            context = context[None]
+        self._check_frame_shape(context.shape, "frames")
+        if context.shape[1] < self.input_length:
+            raise ValueError(
+                f"frames hold {context.shape[1]} time steps; this model needs input_length={self.input_length}."
+            )
+        forecast = np.clip(np.asarray(self.predict(context, batch_size=batch_size, verbose=verbose)), 0.0, 1.0)
+        return forecast[0] if single else forecast
+
     # === Training defaults ===
 
     def compile(self, optimizer="auto", loss="auto", **kwargs):
@@ -493,11 +535,11 @@ class MSStack(keras.Model):
 
     # === Presets ===
 
-    def save_to_preset(self, preset_dir, metadata=None):
+    def save_to_preset(self, preset_dir, metadata=None, weights_dtype=None):
         """Writes this model as a preset folder; see `keras_msrnn.save_to_preset`."""
         from keras_msrnn.presets import save_to_preset
 
-        return save_to_preset(self, preset_dir, metadata)
+        return save_to_preset(self, preset_dir, metadata, weights_dtype)
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):

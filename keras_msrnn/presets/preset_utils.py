@@ -26,7 +26,8 @@ import warnings
 import keras
 
 from keras_msrnn.presets import model_card
-from keras_msrnn.presets.registry import BUILTIN_PRESETS, builtin_dir
+from keras_msrnn import recipes
+from keras_msrnn.presets import registry
 from keras_msrnn.version import __version__
 
 FORMAT_VERSION = 1
@@ -68,18 +69,19 @@ def resolve_preset(preset, revision=None, cache_dir=None):
 
     Returns `(folder, downloaded)`; `downloaded` marks a Hub cache snapshot.
 
-    Accepts a built-in name (see `list_presets()`; a built-in whose folder
-    ships with the package loads offline), `hf://org/name[@revision]`, or a
-    local folder. Built-in names win over local folders of the same name.
+    Accepts a zoo name (see `list_presets()`: its bundled copy, else its
+    repository copy in a checkout, else its pinned Hub revision),
+    `hf://org/name[@revision]`, or a local folder. Zoo names win over local
+    folders of the same name.
     """
     if not isinstance(preset, (str, os.PathLike)):
         raise PresetError(f"A preset must be a string or path. Received: {preset!r}")
     preset = os.fspath(preset)
-    if preset in BUILTIN_PRESETS:
-        bundled = builtin_dir(preset)
-        if bundled and revision is None:
-            return bundled, False
-        preset = BUILTIN_PRESETS[preset]["handle"]
+    if registry.is_registered(preset):
+        preset = _registered_location(preset, revision)
+        if not preset.startswith(HF_SCHEME):
+            return preset, False
+        revision = None  # pinned in the handle
     if preset.startswith(HF_SCHEME):
         return _download(preset, revision, cache_dir), True
     if "://" in preset:
@@ -87,12 +89,28 @@ def resolve_preset(preset, revision=None, cache_dir=None):
     if os.path.isdir(preset):
         return preset, False
     raise PresetError(
-        f"Unknown preset {preset!r}: not a built-in name ({', '.join(sorted(BUILTIN_PRESETS))}), "
+        f"Unknown preset {preset!r}: not a zoo name (keras-msrnn list shows them), "
         "not an hf://org/name[@revision] handle, and no such folder."
     )
 
 
+def _registered_location(name, revision):
+    """A zoo name's local folder or pinned Hub handle."""
+    canonical = registry.canonical_name(name)
+    where, location = registry.locate(canonical)
+    if revision is not None:
+        if where != "hub":
+            raise PresetError(f"Preset {name!r} is not published to the Hub, so it has no revision {revision!r}.")
+        return location.partition("@")[0] + "@" + revision
+    if where is None:
+        raise PresetError(
+            f"Preset {name!r} has no weights yet (recipe only); train it with: {registry.train_command(canonical)}"
+        )
+    return location
+
+
 def _download(handle, revision, cache_dir):
+    """Downloads one commit of a preset repository; returns its snapshot folder."""
     import huggingface_hub  # called through the module so tests can point it elsewhere
     import huggingface_hub.constants
     import huggingface_hub.errors
@@ -101,27 +119,13 @@ def _download(handle, revision, cache_dir):
     if revision and handle_revision and revision != handle_revision:
         raise PresetError(f"{handle!r} pins revision {handle_revision!r}, but revision={revision!r} was passed.")
     revision = revision or handle_revision
-    paths = []
-    for filename in REQUIRED_FILES:
-        try:
-            paths.append(_download_file(huggingface_hub, handle, repo_id, filename, revision, cache_dir))
-        except PresetError:
-            if paths:  # leave no half-downloaded snapshot behind
-                _evict_from_cache(os.path.dirname(paths[0]))
-            raise
-    folder = os.path.dirname(paths[0])
-    if any(os.path.dirname(path) != folder for path in paths):
-        raise PresetError(f"Preset {handle!r}: files came from different revisions; retry the download.")
-    return folder
-
-
-def _download_file(huggingface_hub, handle, repo_id, filename, revision, cache_dir):
     try:
-        return huggingface_hub.hf_hub_download(
+        # One call resolves the revision to one commit and fetches its files.
+        folder = huggingface_hub.snapshot_download(
             repo_id,
-            filename,
             revision=revision,
             cache_dir=cache_dir,
+            allow_patterns=[*REQUIRED_FILES, README_FILE],
             library_name=LIBRARY_NAME,
             library_version=__version__,
         )
@@ -129,27 +133,34 @@ def _download_file(huggingface_hub, handle, repo_id, filename, revision, cache_d
         raise PresetError(f"Preset {handle!r}: the repository {repo_id!r} does not exist (or is private).") from None
     except huggingface_hub.errors.RevisionNotFoundError:
         raise PresetError(f"Preset {handle!r}: revision {revision!r} does not exist.") from None
-    except (huggingface_hub.errors.EntryNotFoundError, huggingface_hub.errors.LocalEntryNotFoundError) as error:
-        offline = huggingface_hub.constants.HF_HUB_OFFLINE
-        reason = "is not in the local cache (HF_HUB_OFFLINE is set)" if offline else "is missing"
-        if isinstance(error, huggingface_hub.errors.LocalEntryNotFoundError) and not offline:
-            reason = "could not be downloaded and is not cached"
-        raise PresetError(f"Preset {handle!r}: {filename} {reason}.") from None
+    except huggingface_hub.errors.LocalEntryNotFoundError:
+        if huggingface_hub.constants.HF_HUB_OFFLINE:
+            raise PresetError(f"Preset {handle!r} is not in the local cache (HF_HUB_OFFLINE is set).") from None
+        raise PresetError(f"Preset {handle!r} could not be downloaded and is not cached.") from None
     except Exception as error:  # the HTTP stack's transport errors share no base class
         raise PresetError(
-            f"Preset {handle!r}: downloading {filename} failed ({type(error).__name__}: {error})."
+            f"Preset {handle!r}: downloading failed ({type(error).__name__}: {' '.join(str(error).split())})."
         ) from None
+    missing = [name for name in REQUIRED_FILES if not os.path.isfile(os.path.join(folder, name))]
+    if missing:
+        _evict_from_cache(folder, cache_dir)
+        raise PresetError(f"Preset {handle!r}: {missing[0]} is missing.")
+    return folder
 
 
-def _evict_from_cache(folder):
-    """Removes a downloaded Hub snapshot (and its blobs) that failed to load."""
-    for name in os.listdir(folder):
-        path = os.path.join(folder, name)
-        if os.path.islink(path):
-            target = os.path.realpath(path)
-            if os.path.exists(target):
-                os.remove(target)
-    shutil.rmtree(folder, ignore_errors=True)
+def _evict_from_cache(folder, cache_dir):
+    """Removes a downloaded snapshot that failed to load.
+
+    Through the Hub client's own cache manager, which keeps every blob that
+    another cached revision still uses.
+    """
+    import huggingface_hub
+
+    commit = os.path.basename(os.path.normpath(folder))
+    try:
+        huggingface_hub.scan_cache_dir(cache_dir).delete_revisions(commit).execute()
+    except Exception as error:  # a cache we cannot clean must not hide the load error
+        warnings.warn(f"Could not remove the broken download {folder} from the cache ({error}).", stacklevel=3)
 
 
 # === Loading ===
@@ -173,21 +184,36 @@ def _check_safe_objects(node, preset):
     """Refuses any serialized object that is not keras_msrnn's or Keras' own."""
     if isinstance(node, dict):
         if "class_name" in node:
-            registered = node.get("registered_name") or ""
-            module = node.get("module") or ""
-            ours = registered.startswith("keras_msrnn>")
-            keras_builtin = module == "keras" or module.startswith("keras.")
-            if node["class_name"] in ("__lambda__", "function") or not (ours or keras_builtin):
-                name = registered or f"{module}.{node['class_name']}"
-                raise PresetError(
-                    f"Preset {preset!r} refers to {name!r}, which is neither a keras_msrnn class "
-                    "nor a Keras built-in; it will not be loaded."
-                )
+            _check_safe_object(node, preset)
         for value in node.values():
             _check_safe_objects(value, preset)
     elif isinstance(node, list):
         for value in node:
             _check_safe_objects(value, preset)
+
+
+def _check_safe_object(node, preset):
+    registered = node.get("registered_name") or ""
+    module = node.get("module") or ""
+    if node["class_name"] in ("__lambda__", "function"):
+        raise PresetError(f"Preset {preset!r} holds a serialized {node['class_name']}; it will not be loaded.")
+    if registered.startswith("keras_msrnn>"):
+        registered_class = keras.saving.get_registered_object(registered)
+        if registered_class is None:
+            raise PresetError(f"Preset {preset!r}: class {registered!r} is not known to this keras-msrnn.")
+        if module != registered_class.__module__:
+            raise PresetError(
+                f"Preset {preset!r}: the object registered as {registered!r} gives module {module!r}, "
+                f"not {registered_class.__module__!r}; it will not be loaded."
+            )
+        return
+    if module == "keras" or module.startswith("keras."):
+        return
+    name = registered or f"{module}.{node['class_name']}"
+    raise PresetError(
+        f"Preset {preset!r} refers to {name!r}, which is neither a keras_msrnn class "
+        "nor a Keras built-in; it will not be loaded."
+    )
 
 
 def load_preset_config(folder, preset):
@@ -224,7 +250,7 @@ def from_preset(preset, load_weights=True, revision=None, cache_dir=None, expect
     """Instantiates a model from a preset.
 
     Args:
-        preset: a built-in name (`keras_msrnn.list_presets()`),
+        preset: a zoo name (`keras_msrnn.list_presets()`),
             `"hf://org/name[@revision]"`, or a local preset folder.
         load_weights: bool. Load the pretrained weights (else a fresh
             initialisation of the same architecture).
@@ -241,7 +267,7 @@ def from_preset(preset, load_weights=True, revision=None, cache_dir=None, expect
     Example:
 
     ```python
-    model = keras_msrnn.from_preset("ms-predrnn-mnist-cpu")
+    model = keras_msrnn.from_preset("ms-predrnn-mnist")
     forecast = model.predict(context)           # (batch, 10, 64, 64, 1)
     model.compile()
     model.fit(my_frames, epochs=2)              # fine-tune
@@ -252,7 +278,7 @@ def from_preset(preset, load_weights=True, revision=None, cache_dir=None, expect
         return _instantiate(folder, preset, load_weights, expected_class, overrides)
     except PresetError:
         if downloaded:
-            _evict_from_cache(folder)
+            _evict_from_cache(folder, cache_dir)
         raise
 
 
@@ -295,7 +321,7 @@ def _with(overrides):
 # === Saving and uploading ===
 
 
-def save_to_preset(model, preset_dir, metadata=None):
+def save_to_preset(model, preset_dir, metadata=None, weights_dtype=None):
     """Writes `model` as a preset folder (config, metadata, weights, card).
 
     Args:
@@ -304,7 +330,14 @@ def save_to_preset(model, preset_dir, metadata=None):
         metadata: dict of extra metadata: `description`, `recipe`,
             `dataset`, `metrics`, `training` (budget), `license`, ... They
             also fill the model card.
+        weights_dtype: `None` stores the weights as they are; `"float16"`
+            stores floating-point weights at half precision, half the size.
+            They load into the model's own dtype; call
+            `round_weights(model, "float16")` first to evaluate exactly
+            what is stored.
     """
+    if weights_dtype not in (None, "float16"):
+        raise ValueError(f"`weights_dtype` must be None or 'float16'. Received: weights_dtype={weights_dtype!r}")
     if not getattr(model, "built", False):
         raise ValueError("Build the model (call it or fit it once) before saving a preset.")
     registered = keras.saving.get_registered_name(type(model))
@@ -324,27 +357,56 @@ def save_to_preset(model, preset_dir, metadata=None):
         "parameter_count": int(model.count_params()),
         "input_shape": [getattr(model, "input_length", None), *(frame_shape or ())],
         "output_length": getattr(model, "output_length", None),
+        "weights_dtype": weights_dtype or "as trained",
     }
     full_metadata.update(metadata or {})
     _write_json(os.path.join(preset_dir, CONFIG_FILE), config)
     _write_json(os.path.join(preset_dir, METADATA_FILE), full_metadata)
-    _save_model_weights(model, os.path.join(preset_dir, WEIGHTS_FILE))
+    _save_model_weights(model, os.path.join(preset_dir, WEIGHTS_FILE), weights_dtype)
     with open(os.path.join(preset_dir, README_FILE), "w", encoding="utf-8") as file:
         file.write(model_card.render(config, full_metadata))
     return preset_dir
 
 
-def _save_model_weights(model, path):
+def _save_model_weights(model, path, dtype=None):
     """The model's weights without its optimizer state (twice the size, useless to a preset)."""
     optimizer = getattr(model, "optimizer", None)
-    if optimizer is None:
-        model.save_weights(path)
-        return
     model.optimizer = None
     try:
         model.save_weights(path)
     finally:
         model.optimizer = optimizer
+    if dtype is not None:
+        _cast_float_weights(path, dtype)
+
+
+def _cast_float_weights(path, dtype):
+    """Rewrites a Keras `.weights.h5` file with its float32 arrays stored as `dtype`."""
+    import h5py
+    import numpy as np
+
+    temporary = path + ".partial"
+    with h5py.File(path, "r") as source, h5py.File(temporary, "w") as target:
+        target.attrs.update(source.attrs)
+
+        def copy(name, node):
+            if isinstance(node, h5py.Group):
+                target.require_group(name).attrs.update(node.attrs)
+                return
+            data = node[()]
+            if node.dtype == np.float32:
+                data = data.astype(dtype)
+            target.create_dataset(name, data=data).attrs.update(node.attrs)
+
+        source.visititems(copy)
+    os.replace(temporary, path)
+
+
+def round_weights(model, dtype):
+    """Rounds the model's floating-point weights to `dtype` precision, in place."""
+    for variable in model.weights:
+        if keras.backend.is_float_dtype(variable.dtype):
+            variable.assign(keras.ops.cast(keras.ops.cast(variable, dtype), variable.dtype))
 
 
 def _write_json(path, content):
@@ -378,7 +440,7 @@ def upload_preset(handle, preset_dir, commit_message=None, private=None, revisio
         revision: str. Branch to commit to.
 
     Returns:
-        The URL of the commit.
+        The commit: its URL as a string, with its sha in `.oid`.
     """
     import huggingface_hub
 
@@ -402,12 +464,44 @@ def upload_preset(handle, preset_dir, commit_message=None, private=None, revisio
             revision=revision,
             allow_patterns=[*REQUIRED_FILES, README_FILE],
         )
-    return getattr(commit, "commit_url", str(commit))
+    return commit
+
+
+def publish_zoo(organization, commit_message=None, private=None, published_file=None):
+    """Uploads every trained zoo preset to `hf://<organization>/<name>`.
+
+    Each upload's commit is recorded in `published_file` (by default the
+    package's `published.json`), which pins the name to that revision:
+    `from_preset(name)` downloads it from there when no local copy exists.
+
+    Returns:
+        `{name: "hf://<organization>/<name>@<commit>"}` of what was uploaded.
+    """
+    if not registry.ORGANIZATION.match(organization):
+        raise PresetError(f"Invalid Hub organization {organization!r}.")
+    published_file = published_file or registry.PUBLISHED_FILE
+    handles = registry.published_handles(published_file)
+    uploaded = {}
+    for name in recipes.preset_names():
+        where, folder = registry.locate(name, published_file)
+        if where not in ("bundled", "repository"):
+            continue
+        handle = f"{HF_SCHEME}{organization}/{name}"
+        commit = upload_preset(handle, folder, commit_message=commit_message, private=private)
+        uploaded[name] = f"{handle}@{commit.oid}"
+    handles.update(uploaded)
+    _write_json(published_file, dict(sorted(handles.items())))
+    return uploaded
 
 
 def list_presets():
-    """Built-in presets: `{name: {"description", "handle", "bundled", ...}}`."""
-    return {
-        name: {**spec["metadata"], "handle": spec["handle"], "bundled": builtin_dir(name) is not None}
-        for name, spec in sorted(BUILTIN_PRESETS.items())
-    }
+    """Every zoo name with its status: `{name: {...}}`.
+
+    Each entry has `cell`, `dataset`, `multi_scale`, `status` (`"trained"`,
+    `"published"` or `"recipe only"`), `where` (`"bundled"`, `"repository"`,
+    `"hub"` or None), `location`, `train_command`, and for local presets the
+    `training` budget, test `metrics` and `parameter_count` of their
+    metadata. Aliases appear with `alias_of`.
+    """
+    names = recipes.preset_names() + sorted(registry.ALIASES)
+    return {name: registry.status(name) for name in names}

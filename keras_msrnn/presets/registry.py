@@ -1,32 +1,104 @@
-"""Built-in presets: names that map to a pinned Hub handle.
+"""The zoo's registry: every preset name, where its weights are, its status.
 
-A built-in preset whose folder ships with the package (under
-`keras_msrnn/presets/builtin/`) loads from there, offline; the others are
-downloaded from their handle on first use.
+The names are those of `keras_msrnn.recipes.preset_names()`. A name's weights
+are looked for, in order:
+
+1. bundled inside the package (`keras_msrnn/presets/builtin/<name>/`);
+2. in the repository (`zoo/presets/<name>/`), when keras-msrnn runs from a
+   checkout;
+3. on the Hugging Face Hub, at the handle and revision recorded in
+   `published.json` by `keras-msrnn push --all hf://<org>` (for example
+   `hf://keras-msrnn/<name>@<commit>`).
+
+A name with none of these has a recipe but no weights yet.
 """
 
+import json
 import os
+import re
 
-BUILTIN_DIR = os.path.join(os.path.dirname(__file__), "builtin")
+from keras_msrnn import recipes
 
-BUILTIN_PRESETS = {
-    "ms-predrnn-mnist-cpu": {
-        "metadata": {
-            "description": (
-                "MS-PredRNN (6 x 32, patch 4, 0.9 M parameters) trained on CPU on Moving MNIST "
-                "generated from the real MNIST digits; 10 -> 10 frames of 64x64. A small-budget "
-                "model: forecasts are blurry. See MODEL_CARDS.md."
-            ),
-            "cell": "predrnn",
-            "dataset": "moving_mnist",
-            "recipe": "zoo/ms-predrnn-mnist-cpu.json",
-        },
-        "handle": "hf://keras-msrnn/ms-predrnn-mnist-cpu",
-    },
-}
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILTIN_DIR = os.path.join(PACKAGE_DIR, "presets", "builtin")
+REPOSITORY_DIR = os.path.join(os.path.dirname(PACKAGE_DIR), "zoo", "presets")
+PUBLISHED_FILE = os.path.join(PACKAGE_DIR, "presets", "published.json")
+ORGANIZATION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+ALIASES = {"ms-predrnn-mnist-cpu": "ms-predrnn-mnist"}
+
+TRAINED = "trained"
+PUBLISHED = "published"
+RECIPE_ONLY = "recipe only"
 
 
-def builtin_dir(name):
-    """The bundled folder of a built-in preset, or None if it is not shipped."""
-    path = os.path.join(BUILTIN_DIR, name)
+def canonical_name(name):
+    """The registry name behind `name` (itself or the target of an alias)."""
+    return ALIASES.get(name, name)
+
+
+def is_registered(name):
+    return recipes.parse_name(canonical_name(name)) is not None
+
+
+def _preset_folder(root, name):
+    path = os.path.join(root, name)
     return path if os.path.isfile(os.path.join(path, "config.json")) else None
+
+
+def published_handles(published_file=None):
+    """`{name: "hf://org/name@revision"}` of the presets published to the Hub."""
+    published_file = published_file or PUBLISHED_FILE
+    if not os.path.isfile(published_file):
+        return {}
+    with open(published_file, encoding="utf-8") as file:
+        return json.load(file)
+
+
+def locate(name, published_file=None):
+    """`(where, path_or_handle)` of a registered name's weights, or `(None, None)`.
+
+    `where` is `"bundled"`, `"repository"` or `"hub"`.
+    """
+    name = canonical_name(name)
+    for where, root in (("bundled", BUILTIN_DIR), ("repository", REPOSITORY_DIR)):
+        folder = _preset_folder(root, name)
+        if folder:
+            return where, folder
+    handle = published_handles(published_file).get(name)
+    if handle:
+        return "hub", handle
+    return None, None
+
+
+def train_command(name):
+    """The command that trains a registered name into a preset folder."""
+    name = canonical_name(name)
+    cell, dataset, _ = recipes.parse_name(name)
+    variant = " --variant cpu" if dataset == "mnist" else ""
+    return f"keras-msrnn train {name}{variant} --data-dir <{dataset} data> --preset-out zoo/presets/{name}"
+
+
+def status(name):
+    """What the registry knows of one name (see `keras_msrnn.list_presets`)."""
+    canonical = canonical_name(name)
+    cell, dataset, multi_scale = recipes.parse_name(canonical)
+    where, location = locate(canonical)
+    entry = {
+        "name": canonical,
+        "cell": cell,
+        "dataset": dataset,
+        "multi_scale": multi_scale,
+        "status": {None: RECIPE_ONLY, "hub": PUBLISHED}.get(where, TRAINED),
+        "where": where,
+        "location": location,
+        "train_command": train_command(canonical),
+    }
+    if name != canonical:
+        entry["alias_of"] = canonical
+    if where in ("bundled", "repository"):
+        with open(os.path.join(location, "metadata.json"), encoding="utf-8") as file:
+            metadata = json.load(file)
+        entry["training"] = metadata.get("training", {})
+        entry["metrics"] = metadata.get("metrics", {})
+        entry["parameter_count"] = metadata.get("parameter_count")
+    return entry

@@ -5,16 +5,25 @@ import platform
 
 import keras
 
+from keras_msrnn.presets.preset_utils import round_weights
 from keras_msrnn.training.recipes import load_recipe, make_dataset
 from keras_msrnn.training.run import read_training_state
+
+PRESET_WEIGHTS_DTYPE = "float16"
 
 
 def export_preset(model, recipe, workdir, preset_dir, data_dir=None, verbose=True):
     """Evaluates a trained model on the recipe's test split and saves a preset.
 
-    The preset's metadata records the recipe, the training budget (steps,
-    batch, hardware, backend, wall time from `workdir`) and the test metrics
-    for the future frames and for all `S - 1` frames.
+    The weights are stored at half precision (`PRESET_WEIGHTS_DTYPE`, half
+    the size) and rounded to it before the evaluation, so the metrics are
+    those of the weights a user loads. The preset's metadata records the
+    recipe, the training budget (steps, batch, hardware, backend, wall time
+    from `workdir`) and the test metrics for the future frames and for all
+    `S - 1` frames.
+
+    Returns:
+        The preset's metadata.
     """
     from keras_msrnn.evaluation import evaluate
 
@@ -27,6 +36,7 @@ def export_preset(model, recipe, workdir, preset_dir, data_dir=None, verbose=Tru
         batch_size=evaluation.get("batch_size", 16),
         num_sequences=evaluation.get("num_sequences", 1000),
     )
+    round_weights(model, PRESET_WEIGHTS_DTYPE)
     results = evaluate(model, test_data, verbose=verbose)
     state = read_training_state(workdir)
     training = recipe["training"]
@@ -41,7 +51,7 @@ def export_preset(model, recipe, workdir, preset_dir, data_dir=None, verbose=Tru
             "batch_size": training["batch_size"],
             "wall_time_s": state.get("seconds_total"),
             "backend": state.get("backend", keras.config.backend()),
-            "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores",
+            "hardware": hardware_description(),
         },
         "metrics": {
             "test_sequences": results["sequences"],
@@ -49,8 +59,22 @@ def export_preset(model, recipe, workdir, preset_dir, data_dir=None, verbose=Tru
             "all_frames": _headline(results["all_frames"]),
         },
     }
-    model.save_to_preset(preset_dir, metadata)
+    model.save_to_preset(preset_dir, metadata, weights_dtype=PRESET_WEIGHTS_DTYPE)
     return metadata
+
+
+def hardware_description():
+    """`"<CPU model>, N CPU cores"`, as precise as this machine tells."""
+    model_name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model_name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{model_name}, {os.cpu_count()} CPU cores"
 
 
 def _headline(results, names=("mse", "mae", "ssim", "psnr")):

@@ -7,26 +7,40 @@ arguments), `dataset` (a `keras_msrnn.datasets` class and its arguments),
 """
 
 import json
+import os
 
 import keras
 
 from keras_msrnn import datasets
 from keras_msrnn.models import MSStack
+from keras_msrnn.recipes import get_recipe, parse_name
 
 RECIPE_SECTIONS = ("model", "dataset", "training")
 REQUIRED_TRAINING_KEYS = ("batch_size", "steps", "steps_per_epoch")
 
 
-def load_recipe(path_or_dict):
-    """A recipe dict from a JSON path (or a dict), with its sections checked."""
+def load_recipe(path_or_dict, variant=None):
+    """A recipe dict, with its sections checked.
+
+    Args:
+        path_or_dict: a zoo name (`keras_msrnn.recipes.preset_names()`), the
+            path of a JSON recipe, or a recipe dict.
+        variant: for a zoo name, `"protocol"` (default) or `"cpu"`.
+    """
+    if variant is not None and not (isinstance(path_or_dict, str) and parse_name(path_or_dict)):
+        raise ValueError(f"A recipe variant goes with a zoo name, not with {path_or_dict!r}.")
     if isinstance(path_or_dict, dict):
         recipe = dict(path_or_dict)
+    elif parse_name(str(path_or_dict)) and not os.path.exists(path_or_dict):
+        recipe = get_recipe(path_or_dict, variant or "protocol")
     else:
         try:
             with open(path_or_dict) as file:
                 recipe = json.load(file)
         except FileNotFoundError:
-            raise ValueError(f"Recipe {path_or_dict} does not exist.") from None
+            raise ValueError(
+                f"Recipe {path_or_dict} does not exist (neither a file nor a zoo name like ms-predrnn-mnist)."
+            ) from None
         except json.JSONDecodeError as error:
             raise ValueError(f"Recipe {path_or_dict} is not valid JSON: {error}") from None
         if not isinstance(recipe, dict):

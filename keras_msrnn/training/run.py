@@ -108,14 +108,13 @@ def train(recipe, workdir, data_dir=None, max_minutes=None, checkpoint_minutes=5
     seed = training.get("seed", 0)
     keras.utils.set_random_seed(seed)
     train_data = make_dataset(
-        recipe,
-        "train",
-        data_dir,
-        batch_size=training["batch_size"],
-        num_sequences=steps_per_epoch * training["batch_size"],
-        shuffle=False,
-        seed=seed,
+        recipe, "train", data_dir, batch_size=training["batch_size"], shuffle=True, seed=seed, drop_remainder=True
     )
+    if len(train_data) == 0:
+        raise ValueError(
+            f"The training data holds {train_data.num_sequences} sequences, fewer than one batch of "
+            f"{training['batch_size']}."
+        )
     model = build_model(recipe)
     (context, _), _ = train_data.batch(0, 0)
     model.build((None,) + context.shape[1:])
@@ -135,7 +134,7 @@ def train(recipe, workdir, data_dir=None, max_minutes=None, checkpoint_minutes=5
         progress = _Progress(workdir, recipe, state, model, deadline, 60.0 * checkpoint_minutes, stop_requests, started)
         for first_step, last_step in _fit_segments(step, total_steps, steps_per_epoch):
             model.fit(
-                _batches(train_data, first_step, last_step, steps_per_epoch),
+                _batches(train_data, first_step, last_step),
                 initial_epoch=first_step // steps_per_epoch,
                 epochs=-(-last_step // steps_per_epoch),
                 steps_per_epoch=min(last_step - first_step, steps_per_epoch),
@@ -164,10 +163,11 @@ def _fit_segments(step, total_steps, steps_per_epoch):
         yield step, total_steps
 
 
-def _batches(dataset, first_step, last_step, steps_per_epoch):
+def _batches(dataset, first_step, last_step):
+    """The batches of global steps `first_step .. last_step - 1`: passes over the data, reshuffled each pass."""
     for step in range(first_step, last_step):
-        epoch, index = divmod(step, steps_per_epoch)
-        yield dataset.batch(index, epoch)
+        data_pass, index = divmod(step, len(dataset))
+        yield dataset.batch(index, data_pass)
 
 
 def _resume_state(workdir, recipe, model):
