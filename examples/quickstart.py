@@ -27,7 +27,7 @@ context = frames[: model.input_length]
 truth = frames[model.input_length : model.input_length + model.output_length]
 
 forecast = np.asarray(model.predict(context[None], verbose=0))[0]
-mse = keras_msrnn.metrics.frame_mse(np.clip(forecast, 0, 1)[None], truth[None]).mean()
+mse = keras_msrnn.metrics.frame_mse(truth[None], np.clip(forecast, 0, 1)[None]).mean()
 
 os.makedirs(args.output, exist_ok=True)
 gif = visualize.save_gif(os.path.join(args.output, "forecast.gif"), context, forecast, truth)

@@ -122,7 +122,7 @@ def run_predict(args):
     if truth is not None:
         from keras_msrnn.metrics import frame_mae, frame_mse, ssim
 
-        pair = (forecast[None], truth[None])
+        pair = (truth[None], forecast[None])
         print(
             f"against the true frames: MSE {frame_mse(*pair).mean():.2f}, "
             f"MAE {frame_mae(*pair).mean():.2f}, SSIM {ssim(*pair).mean():.4f} (per frame)"

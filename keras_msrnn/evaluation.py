@@ -75,7 +75,7 @@ def evaluate(
         future = to_unit_frames(future, f"batch {index} future")
         output_length = future.shape[1]
         truth = np.concatenate([context[:, 1:], future], axis=1)
-        evaluation.update(predict_all_frames(model, context, future), truth)
+        evaluation.update(truth, predict_all_frames(model, context, future))
         if progress is not None:
             progress.update(index + 1)
     results = {

@@ -1,9 +1,12 @@
 """Stateful forecast metrics for `model.compile(metrics=...)`, in `keras.ops`.
 
-They follow the same definitions as `keras_msrnn.metrics.numpy_metrics`:
-predictions are clipped to `[0, 1]` first (as the MS-RNN evaluation does),
-per-frame values are averaged over samples and frames, and skill scores are
-taken from contingency counts summed over everything seen.
+They share their formulas with `keras_msrnn.metrics.numpy_metrics`
+(`keras_msrnn.metrics.formulas`): predictions are clipped to `[0, 1]` first
+(as the MS-RNN evaluation does), per-frame values are averaged over samples
+and frames, and skill scores are taken from contingency counts summed over
+everything seen. `sample_weight` (one weight per sample, `(batch,)`, or
+per frame, `(batch, time)`) weights each sample's frames in the average
+and each sample's pixels in the counts.
 """
 
 import keras
@@ -11,12 +14,20 @@ import numpy as np
 from keras import ops
 
 from keras_msrnn.api_export import keras_msrnn_export
-from keras_msrnn.metrics import numpy_metrics
+from keras_msrnn.metrics import formulas, numpy_metrics
 
 
 def _prepare(y_true, y_pred):
     y_true = ops.cast(y_true, "float32")
     return y_true, ops.clip(ops.cast(y_pred, "float32"), 0.0, 1.0)
+
+
+def _frame_weights(sample_weight, frame_values):
+    """Broadcasts a `(batch,)` or `(batch, time)` sample weight to `(batch, time)`."""
+    weights = ops.cast(sample_weight, "float32")
+    if len(weights.shape) == 1:
+        weights = ops.expand_dims(weights, -1)
+    return ops.broadcast_to(weights, ops.shape(frame_values))
 
 
 class FrameMeanMetric(keras.metrics.Mean):
@@ -27,7 +38,10 @@ class FrameMeanMetric(keras.metrics.Mean):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true, y_pred = _prepare(y_true, y_pred)
-        return super().update_state(self.frame_values(y_true, y_pred))
+        values = self.frame_values(y_true, y_pred)
+        if sample_weight is not None:
+            sample_weight = _frame_weights(sample_weight, values)
+        return super().update_state(values, sample_weight=sample_weight)
 
 
 @keras_msrnn_export
@@ -45,7 +59,7 @@ class FrameMSE(FrameMeanMetric):
         super().__init__(name=name, **kwargs)
 
     def frame_values(self, y_true, y_pred):
-        return ops.sum(ops.square(y_pred - y_true), axis=(2, 3, 4))
+        return formulas.frame_mse(y_true, y_pred, ops)
 
 
 @keras_msrnn_export
@@ -56,7 +70,7 @@ class FrameMAE(FrameMeanMetric):
         super().__init__(name=name, **kwargs)
 
     def frame_values(self, y_true, y_pred):
-        return ops.sum(ops.abs(y_pred - y_true), axis=(2, 3, 4))
+        return formulas.frame_mae(y_true, y_pred, ops)
 
 
 @keras_msrnn_export
@@ -67,8 +81,7 @@ class PSNR(FrameMeanMetric):
         super().__init__(name=name, **kwargs)
 
     def frame_values(self, y_true, y_pred):
-        mse = ops.mean(ops.square(y_pred - y_true), axis=(2, 3, 4))
-        return 10.0 * ops.log(1.0 / (mse + 1e-5)) / np.log(10.0)
+        return formulas.psnr(y_true, y_pred, ops)
 
 
 @keras_msrnn_export
@@ -101,15 +114,8 @@ class SSIM(FrameMeanMetric):
 
         x = ops.reshape(y_pred, (-1, height, width, channels))
         y = ops.reshape(y_true, (-1, height, width, channels))
-        mu_x, mu_y = local_mean(x), local_mean(y)
-        var_x = covariance_scale * (local_mean(x * x) - mu_x * mu_x)
-        var_y = covariance_scale * (local_mean(y * y) - mu_y * mu_y)
-        cov = covariance_scale * (local_mean(x * y) - mu_x * mu_y)
-        c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-        ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
-            (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
-        )
-        return ops.reshape(ops.mean(ssim_map, axis=(1, 2, 3)), (batch, time))
+        similarity = formulas.ssim_map(x, y, local_mean, covariance_scale, data_range)
+        return ops.reshape(ops.mean(similarity, axis=(1, 2, 3)), (batch, time))
 
     def get_config(self):
         return {**super().get_config(), "convention": self.convention}
@@ -138,10 +144,11 @@ class CriticalSuccessIndex(keras.metrics.Metric):
         y_true, y_pred = _prepare(y_true, y_pred)
         predicted = ops.cast(y_pred >= self.pixel_threshold, "float32")
         observed = ops.cast(y_true >= self.pixel_threshold, "float32")
-        hits = ops.sum(predicted * observed)
-        misses = ops.sum((1.0 - predicted) * observed)
-        false_alarms = ops.sum(predicted * (1.0 - observed))
-        self.counts.assign_add(ops.stack([hits, misses, false_alarms]))
+        hits, misses, false_alarms, _ = formulas.contingency(predicted, observed, formulas.FRAME_AXES, ops)
+        counts = ops.stack([hits, misses, false_alarms], axis=-1)  # (batch, time, 3)
+        if sample_weight is not None:
+            counts = counts * ops.expand_dims(_frame_weights(sample_weight, counts[..., 0]), -1)
+        self.counts.assign_add(ops.sum(counts, axis=(0, 1)))
 
     def result(self):
         return ops.divide_no_nan(self.counts[0], ops.sum(self.counts))

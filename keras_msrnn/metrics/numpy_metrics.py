@@ -1,6 +1,6 @@
 """Forecast metrics as plain numpy functions, for offline evaluation.
 
-Every function takes `prediction` and `truth` shaped
+Every function takes `y_true` and `y_pred` (Keras order) shaped
 `(batch, time, height, width, channels)` with values on the `[0, 1]` pixel
 scale and returns one value per `(batch, time)` frame; averaging over
 samples and frames is left to `ForecastEvaluation`. Definitions follow the
@@ -10,6 +10,8 @@ available through `ssim(..., convention="openstl")`.
 
 import numpy as np
 
+from keras_msrnn.metrics import formulas
+
 RAIN_THRESHOLDS_MM_H = (0.5, 2.0, 5.0, 10.0, 30.0)
 BALANCING_WEIGHTS = (1, 1, 2, 5, 10, 30)
 DBZ_SCALE = 70.0
@@ -18,41 +20,37 @@ DBZ_OFFSET = 10.0
 ZR_RELATIONS = {"dwd": (256.0, 1.42), "hko": (58.53, 1.56)}
 
 
-def _check_pair(prediction, truth):
-    prediction, truth = np.asarray(prediction), np.asarray(truth)
-    if prediction.shape != truth.shape or prediction.ndim != 5:
+def _check_pair(y_true, y_pred):
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_pred.shape != y_true.shape or y_pred.ndim != 5:
         raise ValueError(
-            "prediction and truth must both be (batch, time, height, width, channels); "
-            f"got {prediction.shape} and {truth.shape}."
+            "y_true and y_pred must both be (batch, time, height, width, channels); "
+            f"got {y_true.shape} and {y_pred.shape}."
         )
-    return prediction, truth
+    return y_true, y_pred
 
 
-def frame_mse(prediction, truth):
+def frame_mse(y_true, y_pred):
     """Sum of squared errors over each frame's pixels and channels, `(B, T)`."""
-    prediction, truth = _check_pair(prediction, truth)
-    return np.sum(np.square(prediction - truth), axis=(2, 3, 4))
+    return formulas.frame_mse(*_check_pair(y_true, y_pred), np)
 
 
-def frame_mae(prediction, truth):
+def frame_mae(y_true, y_pred):
     """Sum of absolute errors over each frame's pixels and channels, `(B, T)`."""
-    prediction, truth = _check_pair(prediction, truth)
-    return np.sum(np.abs(prediction - truth), axis=(2, 3, 4))
+    return formulas.frame_mae(*_check_pair(y_true, y_pred), np)
 
 
-def psnr(prediction, truth):
+def psnr(y_true, y_pred):
     """`10 log10(1 / (mean squared error + 1e-5))` per frame (data range 1)."""
-    prediction, truth = _check_pair(prediction, truth)
-    mse = np.mean(np.square(prediction - truth), axis=(2, 3, 4))
-    return 10 * np.log10(1.0 / (mse + 1e-5))
+    return formulas.psnr(*_check_pair(y_true, y_pred), np)
 
 
-def gradient_difference(prediction, truth):
+def gradient_difference(y_true, y_pred):
     """GDL: summed differences of absolute forward differences, `(B, T)`."""
-    prediction, truth = _check_pair(prediction, truth)
+    y_true, y_pred = _check_pair(y_true, y_pred)
     total = 0.0
     for axis in (2, 3):
-        difference = np.abs(np.diff(prediction, axis=axis)) - np.abs(np.diff(truth, axis=axis))
+        difference = np.abs(np.diff(y_pred, axis=axis)) - np.abs(np.diff(y_true, axis=axis))
         total = total + np.sum(np.abs(difference), axis=(2, 3, 4))
     return total
 
@@ -89,7 +87,7 @@ def ssim_window(convention, height, width):
     return np.full((size, size), 1.0 / size**2), size**2 / (size**2 - 1.0), 2.0
 
 
-def ssim(prediction, truth, convention="msrnn", data_range=None):
+def ssim(y_true, y_pred, convention="msrnn", data_range=None):
     """Mean structural similarity per frame, `(B, T)`.
 
     Args:
@@ -102,21 +100,14 @@ def ssim(prediction, truth, convention="msrnn", data_range=None):
             on).
         data_range: overrides the convention's data range.
     """
-    prediction, truth = _check_pair(prediction, truth)
-    batch, time, height, width, channels = prediction.shape
+    y_true, y_pred = _check_pair(y_true, y_pred)
+    batch, time, height, width, channels = y_pred.shape
     window, covariance_scale, default_range = ssim_window(convention, height, width)
     data_range = default_range if data_range is None else data_range
-    x = prediction.reshape(-1, height, width, channels).astype(np.float64)
-    y = truth.reshape(-1, height, width, channels).astype(np.float64)
-    mu_x, mu_y = _valid_filter(x, window), _valid_filter(y, window)
-    var_x = covariance_scale * (_valid_filter(x * x, window) - mu_x * mu_x)
-    var_y = covariance_scale * (_valid_filter(y * y, window) - mu_y * mu_y)
-    cov = covariance_scale * (_valid_filter(x * y, window) - mu_x * mu_y)
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
-        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
-    )
-    return ssim_map.mean(axis=(1, 2, 3)).reshape(batch, time)
+    x = y_pred.reshape(-1, height, width, channels).astype(np.float64)
+    y = y_true.reshape(-1, height, width, channels).astype(np.float64)
+    similarity = formulas.ssim_map(x, y, lambda images: _valid_filter(images, window), covariance_scale, data_range)
+    return similarity.mean(axis=(1, 2, 3)).reshape(batch, time)
 
 
 def rain_to_pixel(rain_mm_h, convention="dwd"):
@@ -144,34 +135,23 @@ def balancing_weights(truth, convention="dwd"):
     return np.asarray(BALANCING_WEIGHTS, np.float32)[classes]
 
 
-def balanced_mse(prediction, truth, convention="dwd"):
-    prediction, truth = _check_pair(prediction, truth)
-    weights = balancing_weights(truth, convention)
-    return np.sum(weights * np.square(prediction - truth), axis=(2, 3, 4))
+def balanced_mse(y_true, y_pred, convention="dwd"):
+    y_true, y_pred = _check_pair(y_true, y_pred)
+    return formulas.weighted_frame_mse(y_true, y_pred, balancing_weights(y_true, convention), np)
 
 
-def balanced_mae(prediction, truth, convention="dwd"):
-    prediction, truth = _check_pair(prediction, truth)
-    weights = balancing_weights(truth, convention)
-    return np.sum(weights * np.abs(prediction - truth), axis=(2, 3, 4))
+def balanced_mae(y_true, y_pred, convention="dwd"):
+    y_true, y_pred = _check_pair(y_true, y_pred)
+    return formulas.weighted_frame_mae(y_true, y_pred, balancing_weights(y_true, convention), np)
 
 
-def contingency_counts(prediction, truth, convention="dwd"):
+def contingency_counts(y_true, y_pred, convention="dwd"):
     """Hits, misses, false alarms, correct negatives, each `(B, T, thresholds)`."""
-    prediction, truth = _check_pair(prediction, truth)
+    y_true, y_pred = _check_pair(y_true, y_pred)
     thresholds = pixel_thresholds(convention)
-    predicted = prediction[..., None] >= thresholds
-    observed = truth[..., None] >= thresholds
-
-    def count(mask):
-        return np.sum(mask, axis=(2, 3, 4)).astype(np.int64)
-
-    return (
-        count(predicted & observed),
-        count(~predicted & observed),
-        count(predicted & ~observed),
-        count(~predicted & ~observed),
-    )
+    predicted = (y_pred[..., None] >= thresholds).astype(np.int64)
+    observed = (y_true[..., None] >= thresholds).astype(np.int64)
+    return formulas.contingency(predicted, observed, formulas.FRAME_AXES, np)
 
 
 def skill_scores(hits, misses, false_alarms, correct_negatives):
@@ -217,18 +197,19 @@ class ForecastEvaluation:
         self.sums = {}
         self.contingency = None
 
-    def update(self, prediction, truth):
-        prediction = np.clip(np.asarray(prediction, np.float32), 0, 1)
-        truth = np.asarray(truth, np.float32)
-        per_frame = {name: fn(prediction, truth) for name, fn in PER_FRAME_METRICS.items() if name != "ssim"}
-        per_frame["ssim"] = ssim(prediction, truth, self.ssim_convention)
-        per_frame["b_mse"] = balanced_mse(prediction, truth, self.convention)
-        per_frame["b_mae"] = balanced_mae(prediction, truth, self.convention)
+    def update(self, y_true, y_pred):
+        """Adds a batch of true frames and forecasts (clipped to `[0, 1]` here)."""
+        y_true = np.asarray(y_true, np.float32)
+        y_pred = np.clip(np.asarray(y_pred, np.float32), 0, 1)
+        per_frame = {name: fn(y_true, y_pred) for name, fn in PER_FRAME_METRICS.items() if name != "ssim"}
+        per_frame["ssim"] = ssim(y_true, y_pred, self.ssim_convention)
+        per_frame["b_mse"] = balanced_mse(y_true, y_pred, self.convention)
+        per_frame["b_mae"] = balanced_mae(y_true, y_pred, self.convention)
         for name, values in per_frame.items():
             self.sums[name] = self.sums.get(name, 0.0) + values.astype(np.float64).sum(axis=0)
-        counts = np.stack([c.sum(axis=0) for c in contingency_counts(prediction, truth, self.convention)])
+        counts = np.stack([c.sum(axis=0) for c in contingency_counts(y_true, y_pred, self.convention)])
         self.contingency = counts if self.contingency is None else self.contingency + counts
-        self.count += prediction.shape[0]
+        self.count += y_pred.shape[0]
 
     def results(self, frames=None):
         """`{"per_frame": {...}, "headline": {...}}`, optionally for a frame slice."""

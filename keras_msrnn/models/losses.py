@@ -4,26 +4,22 @@ import keras
 from keras import ops
 
 from keras_msrnn.api_export import keras_msrnn_export
+from keras_msrnn.metrics import formulas
 
 
-def _frame_errors(y_true, y_pred):
+def _as_tensors(y_true, y_pred):
     y_pred = ops.convert_to_tensor(y_pred)
-    return y_pred - ops.convert_to_tensor(y_true, dtype=y_pred.dtype)
-
-
-def _frame_sum(values):
-    """Sums `(B, T, H, W, C)` over each frame's pixels, giving `(B, T)`."""
-    return ops.sum(values, axis=(2, 3, 4))
+    return ops.convert_to_tensor(y_true, dtype=y_pred.dtype), y_pred
 
 
 def frame_mse(y_true, y_pred):
     """Per-frame sum of squared errors, `(B, T)`: the field's "MSE per frame"."""
-    return _frame_sum(ops.square(_frame_errors(y_true, y_pred)))
+    return formulas.frame_mse(*_as_tensors(y_true, y_pred), ops)
 
 
 def frame_mae(y_true, y_pred):
     """Per-frame sum of absolute errors, `(B, T)`: the field's "MAE per frame"."""
-    return _frame_sum(ops.abs(_frame_errors(y_true, y_pred)))
+    return formulas.frame_mae(*_as_tensors(y_true, y_pred), ops)
 
 
 def msrnn_loss(y_true, y_pred):
