@@ -1,8 +1,10 @@
+import keras
 import numpy as np
 import pytest
 from keras import ops
 
 from keras_msrnn import cells
+from tests.layer_test import run_layer_test
 
 CELL_CLASSES = [
     cells.ConvLSTMCell,
@@ -21,11 +23,48 @@ def test_available_cells():
     assert cells.get_cell_class("PredRNN") is cells.PredRNNCell
 
 
+NON_DEFAULT_OPTIONS = {
+    cells.ConvLSTMCell: {"kernel_size": 5, "bias_initializer": keras.initializers.Ones()},
+    cells.PredRNNCell: {"kernel_size": 5, "kernel_initializer": keras.initializers.GlorotUniform(seed=1)},
+    cells.PredRNNPPCell: {"gradient_highway": True},
+    cells.PredRNNV2Cell: {"kernel_size": 1},
+    cells.MIMCell: {"use_mim": False},
+    cells.TrajGRUCell: {"links": 3},
+    cells.PrecipLSTMCell: {"window": 5},
+    cells.MotionRNNCell: {"motion_highway": False, "neighbourhood": 2, "alpha": 0.25, "reference_quirks": True},
+}
+
+
+def one_step(cell):
+    """One step on fixed inputs; the states and memory are non-zero so every path counts."""
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 8, 12, 8), "float32")
+    states = tuple(0.1 * ops.ones_like(s) for s in cell.get_initial_state(2, 8, 12))
+    memory = ops.ones((2, 8, 12, 8)) if cell.uses_memory else None
+    extra = {"previous_input": rng.random((2, 8, 12, 8), "float32")} if cell.takes_previous_input else {}
+    return cell(x, states, memory, **extra)
+
+
 @pytest.mark.parametrize("cell_class", CELL_CLASSES)
-def test_config_round_trip(cell_class):
-    cell = cell_class(filters=8, kernel_size=5, name="c")
-    restored = cell_class.from_config(cell.get_config())
-    assert restored.get_config() == cell.get_config()
+def test_cells_serialize_with_their_options(cell_class, tmp_path):
+    options = {"filters": 8, "name": "cell", **NON_DEFAULT_OPTIONS[cell_class]}
+    run_layer_test(cell_class, options, one_step)
+
+
+@pytest.mark.parametrize("cell_class", CELL_CLASSES)
+def test_a_lost_option_is_caught(cell_class, monkeypatch):
+    """The check above fails when get_config drops an option (here: the last one)."""
+    option = list(NON_DEFAULT_OPTIONS[cell_class])[-1]
+    original = cell_class.get_config
+
+    def forgetful(self):
+        config = original(self)
+        config.pop(option)
+        return config
+
+    monkeypatch.setattr(cell_class, "get_config", forgetful)
+    with pytest.raises((AssertionError, KeyError)):
+        run_layer_test(cell_class, {"filters": 8, **NON_DEFAULT_OPTIONS[cell_class]}, one_step)
 
 
 @pytest.mark.parametrize(
@@ -34,24 +73,22 @@ def test_config_round_trip(cell_class):
 )
 def test_one_step_on_its_own(cell_class, options):
     cell = cell_class(filters=8, **options)
-    x = np.random.default_rng(0).random((2, 8, 12, 8), "float32")
+    step = one_step(cell)
     states = cell.get_initial_state(2, 8, 12)
-    memory = ops.ones((2, 8, 12, 8)) if cell.uses_memory else None
 
-    h, new_states, new_memory, *increments = cell(x, states, memory)
-
-    assert tuple(h.shape) == (2, 8, 12, 8)
-    assert [tuple(s.shape) for s in new_states] == [tuple(s.shape) for s in states]
-    assert tuple(new_states[0].shape) == (2, 8, 12, 8)
-    np.testing.assert_array_equal(ops.convert_to_numpy(new_states[0]), ops.convert_to_numpy(h))
+    assert isinstance(step, cells.CellOutput)
+    assert cell.state_names[0] == "h" and len(cell.state_names) == len(states)
+    assert tuple(step.output.shape) == (2, 8, 12, 8)
+    assert [tuple(s.shape) for s in step.states] == [tuple(s.shape) for s in states]
+    np.testing.assert_array_equal(ops.convert_to_numpy(step.states[0]), ops.convert_to_numpy(step.output))
     if cell.returns_increments:
-        assert [tuple(d.shape) for d in increments[0]] == [(2, 8, 12, 8)] * 2
+        assert [tuple(d.shape) for d in step.increments] == [(2, 8, 12, 8)] * 2
     else:
-        assert increments == []
+        assert step.increments is None
     if cell.uses_memory:
-        assert tuple(new_memory.shape) == (2, 8, 12, 8)
+        assert tuple(step.memory.shape) == (2, 8, 12, 8)
     else:
-        assert new_memory is None
+        assert step.memory is None
 
 
 def test_convlstm_equations_with_1x1_kernels():
@@ -64,7 +101,7 @@ def test_convlstm_equations_with_1x1_kernels():
     cell.conv_h2h.set_weights([wh.reshape(1, 1, 2, 8), bh])
     x, h, c = rng.random((1, 3, 3, 4)), rng.random((1, 3, 3, 2)), rng.random((1, 3, 3, 2))
 
-    new_h, (_, new_c), _ = cell(x.astype("float32"), (h.astype("float32"), c.astype("float32")))
+    new_h, (_, new_c), _, _ = cell(x.astype("float32"), (h.astype("float32"), c.astype("float32")))
 
     sigmoid = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
     i, f, g, o = np.split(x @ wx + bx + h @ wh + bh, 4, axis=-1)

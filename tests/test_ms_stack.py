@@ -10,6 +10,7 @@ from keras_msrnn import MSStack
 from keras_msrnn.losses import msrnn_loss
 from keras_msrnn.models import EpochReverseSampling, LinearSampling, ReverseSampling, TeacherForcing
 from keras_msrnn.models.ms_stack import skip_sources
+from tests.layer_test import run_layer_test
 
 TINY = dict(filters=4, scales=(1, 2, 1), input_length=3, output_length=2)
 
@@ -313,3 +314,19 @@ def test_motionrnn_samples_are_independent_unless_reproducing_the_reference(quir
     alone = np.concatenate([numpy(model(batch[i : i + 1])) for i in range(2)])
     # Q3: the reference's flow reshape mixes samples when the batch exceeds 1.
     assert np.allclose(together, alone, rtol=1e-4, atol=1e-4) != quirks
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"cell": "trajgru", "cell_config": {"links": 3}, "kernel_size": 5, "patch_size": 2, "seed": 7,
+         "sampling": keras_msrnn.models.LinearSampling(decay_steps=50), "reconstruction_loss_weight": 0.5},
+        {"cell": "predrnn_v2", "decoupling_loss_weight": 0.1, "decoupling_reduction": "mean",
+         "sampling": keras_msrnn.models.EpochReverseSampling(epochs=6, steps_per_epoch=10)},
+    ],
+    ids=["trajgru", "predrnn_v2"],
+)
+def test_ms_stack_serializes_with_its_options(options, tmp_path):
+    frames = np.random.default_rng(0).random((1, 3, 16, 16, 1)).astype("float32")
+    options = {"filters": 4, "scales": (1, 2, 1), "input_length": 3, "output_length": 2, **options}
+    run_layer_test(keras_msrnn.MSStack, options, lambda model: model(frames), tmp_path)

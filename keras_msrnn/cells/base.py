@@ -1,5 +1,7 @@
 """Shared machinery of the recurrent cells that `MSStack` stacks."""
 
+from typing import Any, NamedTuple, Optional
+
 import keras
 from keras import ops
 
@@ -38,19 +40,49 @@ def get_cell_class(name):
     return _CELLS[name.lower()]
 
 
+class CellOutput(NamedTuple):
+    """What a cell returns for one time step.
+
+    Attributes:
+        output: `h'`, the layer's output, `(batch, height, width, filters)`;
+            always also `states[0]`.
+        states: the new recurrent states, in the order of `state_names`.
+        memory: the new spatiotemporal memory `m'` for cells with
+            `uses_memory`, else the `memory` argument unchanged (None).
+        increments: `(Δc, Δm)` for cells with `returns_increments`
+            (PredRNN-V2's decoupling loss compares them), else None.
+    """
+
+    output: Any
+    states: tuple
+    memory: Any = None
+    increments: Optional[tuple] = None
+
+
 class RecurrentCell(keras.layers.Layer):
     """Base class of one recurrent layer of a spatiotemporal stack.
 
-    A cell advances one layer by one time step. Its recurrent states all live
-    at the spatial size of its input and keep that size over time. Cells of
-    the PredRNN family also take and return the spatiotemporal memory `m`
-    that zigzags through the stack (`uses_memory = True`).
+    A cell advances one layer by one time step. The contract between a cell
+    and `MSStack`, in full:
 
-    Subclasses declare `state_names`, create their convolutions in
-    `__init__` with `self.make_conv`, build them in `build`, and implement
-    `call(inputs, states, memory=None)` returning
-    `(output, new_states, new_memory)`; cells without memory return the
-    `memory` argument unchanged (None).
+    - `call(inputs, states, memory=None)` returns a `CellOutput`. `inputs` is
+      `(batch, height, width, channels)`; every state and the memory keep
+      that height and width over time.
+    - `state_names` names the states in order. The first is always `"h"`,
+      the output of the previous step, which `MSStack` (and MIM's difference
+      input) read as `states[0]`.
+    - `get_initial_state(batch, height, width)` gives the zero states.
+    - `uses_memory`: the cell reads and writes the spatiotemporal memory `m`
+      that zigzags through the stack (the PredRNN family).
+    - `takes_previous_input`: `call` also takes `previous_input`, the
+      previous step's output of the layer below at this layer's scale
+      (None in the first layer), MIM's difference input.
+    - `returns_increments`: `CellOutput.increments` holds `(Δc, Δm)`.
+    - `for_layer(index, count, **config)` builds the cell of one position of
+      a stack (MIM's first layer and PredRNN++'s highway layer differ).
+
+    Subclasses create their convolutions in `__init__` with
+    `self.make_conv` and build them in `build`.
 
     Args:
         filters: int. Channels of the hidden state, the output and every
@@ -62,16 +94,15 @@ class RecurrentCell(keras.layers.Layer):
         **kwargs: arguments of `keras.layers.Layer` (`name`, `dtype`, ...).
     """
 
-    state_names = ()
     uses_memory = False
-    # "previous_layer_output": the cell also takes `previous_input`, the
-    # previous step's output of the layer below at this layer's scale
-    # (None in the first layer), as MIM's difference input.
-    difference_input = None
-    # True: `call` returns a fourth output, the memory increments (Δc, Δm)
-    # that PredRNN-V2's decoupling loss compares.
+    takes_previous_input = False
     returns_increments = False
     cell_name = None
+
+    @property
+    def state_names(self):
+        """Names of the recurrent states, in order; the first is `"h"`."""
+        raise NotImplementedError
 
     def __init__(
         self,

@@ -3,7 +3,7 @@
 from keras import ops
 
 from keras_msrnn.api_export import keras_msrnn_export
-from keras_msrnn.cells.base import RecurrentCell, gates, lstm_update, register_cell
+from keras_msrnn.cells.base import CellOutput, RecurrentCell, gates, lstm_update, register_cell
 
 
 @keras_msrnn_export
@@ -26,14 +26,14 @@ class ConvLSTMCell(RecurrentCell):
         memory: unused; returned unchanged.
 
     Returns:
-        `(h', (h', c'), memory)`.
+        `CellOutput(h', (h', c'), memory)`.
 
     Example:
 
     ```python
     cell = keras_msrnn.cells.ConvLSTMCell(filters=16)
     x = keras.random.uniform((2, 32, 32, 8))
-    h, states, _ = cell(x, cell.get_initial_state(2, 32, 32))
+    h, states, _, _ = cell(x, cell.get_initial_state(2, 32, 32))
     ```
 
     Reference:
@@ -41,7 +41,9 @@ class ConvLSTMCell(RecurrentCell):
      - [Ma et al., MS-RNN](https://arxiv.org/abs/2206.03010)
     """
 
-    state_names = ("h", "c")
+    @property
+    def state_names(self):
+        return ("h", "c")
 
     def __init__(self, filters, kernel_size=3, **kwargs):
         super().__init__(filters, kernel_size, **kwargs)
@@ -57,4 +59,4 @@ class ConvLSTMCell(RecurrentCell):
         i, f, g, o = gates(self.conv_x2h(inputs) + self.conv_h2h(h), 4)
         c = lstm_update(c, i, f, g)
         h = ops.sigmoid(o) * ops.tanh(c)
-        return h, (h, c), memory
+        return CellOutput(h, (h, c), memory)

@@ -3,7 +3,7 @@
 from keras import ops
 
 from keras_msrnn.api_export import keras_msrnn_export
-from keras_msrnn.cells.base import RecurrentCell, gates, lstm_update, register_cell
+from keras_msrnn.cells.base import CellOutput, RecurrentCell, gates, lstm_update, register_cell
 
 
 @keras_msrnn_export
@@ -42,7 +42,7 @@ class MIMCell(RecurrentCell):
         previous_input: `x_prev`, shaped like `inputs`, or None for zeros.
 
     Returns:
-        `(h', states', m')`.
+        `CellOutput(h', states', m')`.
 
     Example:
 
@@ -56,7 +56,7 @@ class MIMCell(RecurrentCell):
     """
 
     uses_memory = True
-    difference_input = "previous_layer_output"
+    takes_previous_input = True
 
     def __init__(self, filters, kernel_size=3, use_mim=True, **kwargs):
         super().__init__(filters, kernel_size, **kwargs)
@@ -118,7 +118,7 @@ class MIMCell(RecurrentCell):
 
     def call(self, inputs, states, memory=None, previous_input=None):
         h, new_states, memory, _ = self.mim_block(inputs, states, memory, previous_input)
-        return h, new_states, memory
+        return CellOutput(h, new_states, memory)
 
     def get_config(self):
         config = super().get_config()

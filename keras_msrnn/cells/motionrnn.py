@@ -3,7 +3,7 @@
 from keras import layers, ops
 
 from keras_msrnn.api_export import keras_msrnn_export
-from keras_msrnn.cells.base import register_cell
+from keras_msrnn.cells.base import CellOutput, register_cell
 from keras_msrnn.cells.mim import MIMCell
 from keras_msrnn.ops.warp import warp
 
@@ -56,7 +56,7 @@ class MotionRNNCell(MIMCell):
             channels at half the spatial size (floor).
 
     Returns:
-        `(h', states', m')`.
+        `CellOutput(h', states', m')`.
 
     Example:
 
@@ -175,7 +175,7 @@ class MotionRNNCell(MIMCell):
         new_motion = u * z + (1.0 - u) * motion + new_trend
         if self.motion_highway:
             hidden = self._decode(encoded, new_motion, hidden) + (1.0 - output_gate) * inputs
-        return hidden, (hidden, *mim_states[1:], new_motion, new_trend), memory
+        return CellOutput(hidden, (hidden, *mim_states[1:], new_motion, new_trend), memory)
 
     def get_config(self):
         config = super().get_config()

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_msrnn.api_export import keras_msrnn_export
-from keras_msrnn.cells.base import RecurrentCell, gates, lstm_update, register_cell
+from keras_msrnn.cells.base import CellOutput, RecurrentCell, gates, lstm_update, register_cell
 from keras_msrnn.ops.local_attention import local_attention
 
 
@@ -84,7 +84,7 @@ class PrecipLSTMCell(RecurrentCell):
         memory: the spatiotemporal memory `(batch, height, width, filters)`.
 
     Returns:
-        `(h', states', m')`.
+        `CellOutput(h', states', m')`.
 
     Example:
 
@@ -97,7 +97,9 @@ class PrecipLSTMCell(RecurrentCell):
      - [Ma et al., MS-RNN](https://arxiv.org/abs/2206.03010)
     """
 
-    state_names = ("h", "c", "ms", "mt", "x_prev")
+    @property
+    def state_names(self):
+        return ("h", "c", "ms", "mt", "x_prev")
     uses_memory = True
     reference_aliases = {
         "LA.conv1": "local_attention.query",
@@ -152,7 +154,7 @@ class PrecipLSTMCell(RecurrentCell):
             o + self.conv_c2o(c) + self.conv_ms2o(spatial) + self.conv_mt2o(temporal) + self.conv_m2o(memory)
         )
         h = o * ops.tanh(self.c_m_ms_mt(ops.concatenate([c, spatial, temporal, memory], axis=-1)))
-        return h, (h, c, spatial, temporal, inputs), memory
+        return CellOutput(h, (h, c, spatial, temporal, inputs), memory)
 
     def get_config(self):
         config = super().get_config()

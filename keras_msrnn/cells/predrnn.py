@@ -3,7 +3,7 @@
 from keras import ops
 
 from keras_msrnn.api_export import keras_msrnn_export
-from keras_msrnn.cells.base import RecurrentCell, gates, register_cell
+from keras_msrnn.cells.base import CellOutput, RecurrentCell, gates, register_cell
 
 
 @keras_msrnn_export
@@ -32,7 +32,7 @@ class PredRNNCell(RecurrentCell):
             the previous step).
 
     Returns:
-        `(h', (h', c'), m')`.
+        `CellOutput(h', (h', c'), m')`.
 
     Example:
 
@@ -40,7 +40,7 @@ class PredRNNCell(RecurrentCell):
     cell = keras_msrnn.cells.PredRNNCell(filters=16)
     x = keras.random.uniform((2, 32, 32, 16))
     states = cell.get_initial_state(2, 32, 32)
-    h, states, m = cell(x, states, keras.ops.zeros((2, 32, 32, 16)))
+    h, states, m, _ = cell(x, states, keras.ops.zeros((2, 32, 32, 16)))
     ```
 
     Reference:
@@ -48,7 +48,9 @@ class PredRNNCell(RecurrentCell):
      - [Ma et al., MS-RNN](https://arxiv.org/abs/2206.03010)
     """
 
-    state_names = ("h", "c")
+    @property
+    def state_names(self):
+        return ("h", "c")
     uses_memory = True
 
     def __init__(self, filters, kernel_size=3, **kwargs):
@@ -84,7 +86,7 @@ class PredRNNCell(RecurrentCell):
 
     def call(self, inputs, states, memory=None):
         h, c, memory, _, _ = self.st_lstm(inputs, states, memory)
-        return h, (h, c), memory
+        return CellOutput(h, (h, c), memory)
 
 
 @keras_msrnn_export
@@ -108,7 +110,7 @@ class PredRNNV2Cell(PredRNNCell):
         inputs, states, memory: as `PredRNNCell`.
 
     Returns:
-        `(h', (h', c'), m', (Δc, Δm))`.
+        `CellOutput(h', (h', c'), m', increments=(Δc, Δm))`.
 
     Example:
 
@@ -127,4 +129,4 @@ class PredRNNV2Cell(PredRNNCell):
 
     def call(self, inputs, states, memory=None):
         h, c, memory, delta_c, delta_m = self.st_lstm(inputs, states, memory)
-        return h, (h, c), memory, (delta_c, delta_m)
+        return CellOutput(h, (h, c), memory, (delta_c, delta_m))

@@ -3,7 +3,7 @@
 from keras import ops
 
 from keras_msrnn.api_export import keras_msrnn_export
-from keras_msrnn.cells.base import RecurrentCell, gates, register_cell
+from keras_msrnn.cells.base import CellOutput, RecurrentCell, gates, register_cell
 
 GRADIENT_HIGHWAY_LAYER = 1
 
@@ -41,7 +41,7 @@ class PredRNNPPCell(RecurrentCell):
         memory: the spatiotemporal memory `(batch, height, width, filters)`.
 
     Returns:
-        `(h', states', m')`.
+        `CellOutput(h', states', m')`.
 
     Example:
 
@@ -104,7 +104,7 @@ class PredRNNPPCell(RecurrentCell):
         o = ops.tanh(self.conv_o(ops.concatenate([inputs, c, memory], axis=-1)))
         h = o * ops.tanh(self.conv_c_m(ops.concatenate([c, memory], axis=-1)))
         new_states = (h, c, z) if self.gradient_highway else (h, c)
-        return h, new_states, memory
+        return CellOutput(h, new_states, memory)
 
     def get_config(self):
         config = super().get_config()

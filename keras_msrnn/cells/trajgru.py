@@ -3,7 +3,7 @@
 from keras import ops
 
 from keras_msrnn.api_export import keras_msrnn_export
-from keras_msrnn.cells.base import RecurrentCell, gates, register_cell
+from keras_msrnn.cells.base import CellOutput, RecurrentCell, gates, register_cell
 from keras_msrnn.ops.warp import warp
 
 
@@ -43,7 +43,7 @@ class TrajGRUCell(RecurrentCell):
         memory: unused; returned unchanged.
 
     Returns:
-        `(h', (h',), memory)`.
+        `CellOutput(h', (h',), memory)`.
 
     Example:
 
@@ -56,7 +56,9 @@ class TrajGRUCell(RecurrentCell):
      - [Ma et al., MS-RNN](https://arxiv.org/abs/2206.03010)
     """
 
-    state_names = ("h",)
+    @property
+    def state_names(self):
+        return ("h",)
 
     def __init__(self, filters, kernel_size=3, links=10, **kwargs):
         super().__init__(filters, kernel_size, **kwargs)
@@ -90,7 +92,7 @@ class TrajGRUCell(RecurrentCell):
         r = ops.sigmoid(r_x + r_h)
         candidate = leaky_relu(n_x + r * n_h)
         h = (1.0 - z) * candidate + z * h
-        return h, (h,), memory
+        return CellOutput(h, (h,), memory)
 
     def get_config(self):
         config = super().get_config()

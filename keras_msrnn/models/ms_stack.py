@@ -452,15 +452,16 @@ class MSStack(keras.Model):
                 if memory is not None:
                     memory = rescale(memory, self.scales[layer - 1], self.scales[layer])
             extra = {}
-            if cell.difference_input == "previous_layer_output" and layer > 0:
-                previous_output = states[layer - 1][0]
-                extra["previous_input"] = rescale(
-                    previous_output, self.scales[layer - 1], self.scales[layer]
+            if cell.takes_previous_input:
+                extra["previous_input"] = (
+                    None if layer == 0 else rescale(states[layer - 1][0], self.scales[layer - 1], self.scales[layer])
                 )
-            h, layer_states, memory, *layer_increments = cell(x, states[layer], memory, **extra)
-            increments.extend(layer_increments)
-            outputs.append(h)
-            new_states.append(layer_states)
+            step = cell(x, states[layer], memory, **extra)
+            memory = step.memory
+            if step.increments is not None:
+                increments.append(step.increments)
+            outputs.append(step.output)
+            new_states.append(step.states)
         if memory is not None:
             memory = rescale(memory, self.scales[-1], self.scales[0])
         return self.readout(outputs[-1]), new_states, memory, increments
