@@ -18,7 +18,9 @@ import keras_msrnn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+)
 parser.add_argument("frames", nargs="?", help=".npy with (time, height, width[, channels]) frames")
 parser.add_argument("--preset", default="ms-predrnn-mnist")
 parser.add_argument("--epochs", type=int, default=1)
@@ -42,7 +44,14 @@ data = keras_msrnn.datasets.FrameWindows(
     shuffle=True,
     seed=0,
 )
-model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), metrics=[keras_msrnn.metrics.FrameMSE()])
+model.compile(
+    optimizer=keras.optimizers.Adam(args.learning_rate), metrics=[keras_msrnn.metrics.FrameMSE()]
+)
 history = model.fit(data, epochs=args.epochs, verbose=2)
-model.save_to_preset(args.output, {"description": f"{args.preset} fine-tuned on {args.frames or 'samples'}"})
-print(f"loss {history.history['loss'][0]:.1f} -> {history.history['loss'][-1]:.1f}; preset saved to {args.output}")
+model.save_to_preset(
+    args.output, {"description": f"{args.preset} fine-tuned on {args.frames or 'samples'}"}
+)
+print(
+    f"loss {history.history['loss'][0]:.1f} -> {history.history['loss'][-1]:.1f}; preset saved to "
+    f"{args.output}"
+)

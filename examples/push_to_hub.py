@@ -12,7 +12,9 @@ import numpy as np
 
 import keras_msrnn
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+)
 parser.add_argument("preset_dir", help="a folder written by model.save_to_preset()")
 parser.add_argument("handle", help="hf://org/name")
 parser.add_argument("--private", action="store_true")
@@ -25,6 +27,13 @@ local = keras_msrnn.from_preset(args.preset_dir)
 with tempfile.TemporaryDirectory() as cache:
     remote = keras_msrnn.from_preset(args.handle, cache_dir=cache)
     height, width, channels = local.frame_shape
-    context = np.random.default_rng(0).random((1, local.input_length, height, width, channels), np.float32)
-    difference = np.abs(local.predict(context, verbose=0) - remote.predict(context, verbose=0)).max()
-print(f"downloaded from {args.handle}: forecasts match the local preset (max difference {difference:.1e})")
+    context = np.random.default_rng(0).random(
+        (1, local.input_length, height, width, channels), np.float32
+    )
+    difference = np.abs(
+        local.predict(context, verbose=0) - remote.predict(context, verbose=0)
+    ).max()
+print(
+    f"downloaded from {args.handle}: forecasts match the local preset (max difference "
+    f"{difference:.1e})"
+)

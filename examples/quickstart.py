@@ -15,7 +15,9 @@ from keras_msrnn import visualize
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+)
 parser.add_argument("--preset", default="ms-predrnn-mnist")
 parser.add_argument("--sample", default=os.path.join(HERE, "data", "moving_mnist_test_0.npy"))
 parser.add_argument("--output", default="quickstart_out")

@@ -24,7 +24,9 @@ context = visualize.load_frames(sys.argv[2])[: model.input_length]
 np.save(sys.argv[3], np.asarray(model.predict(context[None], verbose=0)))
 """
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+)
 parser.add_argument("--preset", default="ms-predrnn-mnist")
 parser.add_argument("--sample", default=os.path.join(HERE, "data", "moving_mnist_test_1.npy"))
 args = parser.parse_args()
@@ -34,11 +36,17 @@ with tempfile.TemporaryDirectory() as folder:
     for backend in BACKENDS:
         path = os.path.join(folder, f"{backend}.npy")
         environment = dict(os.environ, KERAS_BACKEND=backend)
-        subprocess.run([sys.executable, "-c", CHILD, args.preset, args.sample, path], env=environment, check=True)
+        subprocess.run(
+            [sys.executable, "-c", CHILD, args.preset, args.sample, path],
+            env=environment,
+            check=True,
+        )
         forecasts[backend] = np.load(path)
 
 reference = forecasts[BACKENDS[0]]
 for backend, forecast in forecasts.items():
-    print(f"{backend:<11} max |difference| to {BACKENDS[0]}: {np.abs(forecast - reference).max():.2e}")
+    print(
+        f"{backend:<11} max |difference| to {BACKENDS[0]}: {np.abs(forecast - reference).max():.2e}"
+    )
 assert all(np.allclose(f, reference, atol=1e-4) for f in forecasts.values()), "backends disagree"
 print("all backends agree within 1e-4")

@@ -33,23 +33,6 @@ import time
 import numpy as np
 
 
-def _proc_status_megabytes(field):
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{field} not found in /proc/self/status")
-
-
-def _reset_peak_rss():
-    try:
-        with open("/proc/self/clear_refs", "w") as clear_refs:
-            clear_refs.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def run_variant(args, scales):
     """Measures one stack in this process; returns a dict of results."""
     import keras
@@ -77,17 +60,17 @@ def run_variant(args, scales):
     def step():
         model.train_on_batch((context, future), future)
 
-    rss_before_first_step = _proc_status_megabytes("VmRSS")
+    rss_before_first_step = device_memory.process_megabytes("VmRSS")
     start = time.perf_counter()
     step()  # traces and compiles
     first_step = time.perf_counter() - start
-    first_step_peak = _proc_status_megabytes("VmHWM")
+    first_step_peak = device_memory.process_megabytes("VmHWM")
     for _ in range(args.warmup - 1):
         step()
 
     gpu = device_memory.accelerator()
-    rss_before = _proc_status_megabytes("VmRSS")
-    peak_reset = _reset_peak_rss()
+    rss_before = device_memory.process_megabytes("VmRSS")
+    peak_reset = device_memory.reset_peak_resident_size()
     if gpu:
         device_memory.reset_peak()
     times = []
@@ -101,7 +84,7 @@ def run_variant(args, scales):
         "first_step_s": round(first_step, 3),
         "step_s": round(float(np.mean(times)), 4),
         "step_s_std": round(float(np.std(times)), 4),
-        "peak_rss_mb": round(max(first_step_peak, _proc_status_megabytes("VmHWM")), 1),
+        "peak_rss_mb": round(max(first_step_peak, device_memory.process_megabytes("VmHWM")), 1),
         # Activations (and, on the first step, tracing) over what the model,
         # its optimizer and the framework held before: valid also for
         # allocators that keep freed memory, as XLA's does.
@@ -120,8 +103,20 @@ def run_variant(args, scales):
 
 def _worker_command(args, cell, variant):
     command = [sys.executable, "-m", "keras_msrnn.bench", "--worker", variant, "--cell", cell]
-    for name in ("frame", "channels", "filters", "layers", "kernel_size", "input_length",
-                 "output_length", "patch_size", "batch", "steps", "warmup", "dtype"):
+    for name in (
+        "frame",
+        "channels",
+        "filters",
+        "layers",
+        "kernel_size",
+        "input_length",
+        "output_length",
+        "patch_size",
+        "batch",
+        "steps",
+        "warmup",
+        "dtype",
+    ):
         command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     return command
 
@@ -163,7 +158,13 @@ def benchmark(args, cell):
     for variant in ("plain", "ms"):
         report[variant] = _run_worker(args, cell, variant)
     ratios = {"step_time": report["ms"]["step_s"] / report["plain"]["step_s"]}
-    for key in ("step_memory_mb", "xla_step_temp_mb", "first_step_memory_mb", "peak_rss_mb", "device_peak_mb"):
+    for key in (
+        "step_memory_mb",
+        "xla_step_temp_mb",
+        "first_step_memory_mb",
+        "peak_rss_mb",
+        "device_peak_mb",
+    ):
         if key in report["ms"] and report["plain"].get(key):
             ratios[key.replace("_mb", "")] = report["ms"][key] / report["plain"][key]
     report["ms_over_plain"] = {k: round(v, 3) for k, v in ratios.items()}
@@ -196,7 +197,9 @@ def _ratio(numerator, denominator):
 
 
 def _settings(report):
-    settings = {key: value for key, value in report.items() if key not in ("plain", "ms", "ms_over_plain")}
+    settings = {
+        key: value for key, value in report.items() if key not in ("plain", "ms", "ms_over_plain")
+    }
     settings.setdefault("patch_size", 1)  # reports from before --patch-size existed
     return settings
 
@@ -229,9 +232,12 @@ def markdown_table(reports):
         plain, ms = report["plain"], report["ms"]
         measure = memory_measure(report)
         rows.append(
-            f"| {report['backend']} | {report['cell']} | {plain['step_s']:.2f} s | {ms['step_s']:.2f} s "
-            f"| **{_ratio(ms['step_s'], plain['step_s'])}** | {plain[measure]:.0f} MB | {ms[measure]:.0f} MB "
-            f"| **{_ratio(ms[measure], plain[measure])}** | {_ratio(ms['peak_rss_mb'], plain['peak_rss_mb'])} |"
+            f"| {report['backend']} | {report['cell']} | {plain['step_s']:.2f} s | "
+            f"{ms['step_s']:.2f} s "
+            f"| **{_ratio(ms['step_s'], plain['step_s'])}** | {plain[measure]:.0f} MB | "
+            f"{ms[measure]:.0f} MB "
+            f"| **{_ratio(ms[measure], plain[measure])}** | "
+            f"{_ratio(ms['peak_rss_mb'], plain['peak_rss_mb'])} |"
         )
     return "\n".join(rows)
 
@@ -255,7 +261,9 @@ def format_report(report):
     ]
     for variant in ("plain", "ms"):
         lines.append(f"{variant:<8} " + "  ".join(f"{report[variant][c]:>15}" for c in present))
-    lines.append("MS/plain " + ", ".join(f"{k} {v:.3f}" for k, v in report["ms_over_plain"].items()))
+    lines.append(
+        "MS/plain " + ", ".join(f"{k} {v:.3f}" for k, v in report["ms_over_plain"].items())
+    )
     return "\n".join(lines)
 
 
@@ -266,19 +274,30 @@ def add_arguments(parser):
     parser.add_argument("--frame", type=int, default=64, help="frame height and width")
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--filters", type=int, default=64)
-    parser.add_argument("--layers", type=int, default=6, choices=[6], help="MS-RNN's pyramid has 6 layers")
+    parser.add_argument(
+        "--layers", type=int, default=6, choices=[6], help="MS-RNN's pyramid has 6 layers"
+    )
     parser.add_argument("--kernel-size", type=int, default=3)
     parser.add_argument("--input-length", type=int, default=10)
     parser.add_argument("--output-length", type=int, default=10)
-    parser.add_argument("--patch-size", type=int, default=1, help="space-to-depth block size, as in presets")
+    parser.add_argument(
+        "--patch-size", type=int, default=1, help="space-to-depth block size, as in presets"
+    )
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--steps", type=int, default=3, help="measured training steps")
-    parser.add_argument("--warmup", type=int, default=1, help="unmeasured steps, the first compiles")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="unmeasured steps, the first compiles"
+    )
     parser.add_argument("--dtype", default="float32", help="dtype policy, e.g. mixed_bfloat16")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--output", help="append reports to this JSON-lines file; skip cells it holds")
     parser.add_argument(
-        "--table", nargs="+", metavar="FILE", help="print the reports in these files as a Markdown table"
+        "--output", help="append reports to this JSON-lines file; skip cells it holds"
+    )
+    parser.add_argument(
+        "--table",
+        nargs="+",
+        metavar="FILE",
+        help="print the reports in these files as a Markdown table",
     )
 
 
@@ -299,7 +318,16 @@ def main(argv=None):
 
 
 # The paper's order, from the oldest model to the newest.
-PAPER_ORDER = ("convlstm", "trajgru", "predrnn", "predrnn++", "mim", "motionrnn", "predrnn_v2", "preciplstm")
+PAPER_ORDER = (
+    "convlstm",
+    "trajgru",
+    "predrnn",
+    "predrnn++",
+    "mim",
+    "motionrnn",
+    "predrnn_v2",
+    "preciplstm",
+)
 
 
 def _paper_position(cell):

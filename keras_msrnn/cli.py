@@ -7,20 +7,12 @@ import sys
 
 import numpy as np
 
-# name -> (class in keras_msrnn.datasets, fixed arguments)
-DATASET_NAMES = {
-    "moving_mnist": ("MovingMNIST", {}),
-    "taxibj": ("TaxiBJ", {}),
-    "kth": ("KTH", {}),
-    "radar_germany": ("RadarGermany", {}),
-    "radar_knmi": ("RadarSequences", {"source": "knmi"}),
-    "radar_fmi": ("RadarSequences", {"source": "fmi"}),
-}
-
 
 def _add(commands, name, handler, help_text, description=None):
     parser = commands.add_parser(
-        name, help=help_text, description=description or help_text,
+        name,
+        help=help_text,
+        description=description or help_text,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.set_defaults(handler=handler)
@@ -43,16 +35,26 @@ def run_list(args):
             continue
         future = entry.get("metrics", {}).get("future_frames", {})
         training = entry.get("training", {})
-        budget = f"{training['steps']} steps x {training['batch_size']}, {training.get('backend')}" if training else ""
+        budget = (
+            f"{training['steps']} steps x {training['batch_size']}, {training.get('backend')}"
+            if training
+            else ""
+        )
         print(
             f"{name:<28}{entry['status']:<13}{entry['where'] or '-':<12}"
-            f"{_number(entry.get('parameter_count'), ',d'):>10}{_number(future.get('mse'), '.2f'):>9}"
+            f"{_number(entry.get('parameter_count'), ',d'):>10}"
+            f"{_number(future.get('mse'), '.2f'):>9}"
             f"{_number(future.get('ssim'), '.3f'):>8}  {budget}"
         )
-    aliases = ", ".join(f"{name} -> {entry['alias_of']}" for name, entry in presets.items() if "alias_of" in entry)
+    aliases = ", ".join(
+        f"{name} -> {entry['alias_of']}" for name, entry in presets.items() if "alias_of" in entry
+    )
     print(f"\naliases: {aliases}")
     print("MSE (per-frame sum over pixels) and SSIM: future frames of the data set's test split.")
-    print("A 'recipe only' name has no weights yet: keras-msrnn train NAME --data-dir DIR --preset-out DIR trains it.")
+    print(
+        "A 'recipe only' name has no weights yet: keras-msrnn train NAME --data-dir DIR "
+        "--preset-out DIR trains it."
+    )
     return 0
 
 
@@ -79,14 +81,17 @@ def prepare_output_folder(folder, file_names, overwrite=False):
     taken = [name for name in file_names if os.path.exists(os.path.join(folder, name))]
     if taken and not overwrite:
         raise ValueError(
-            f"{os.path.join(folder, taken[0])} already exists; pass --overwrite to replace it, or choose another --output."
+            f"{os.path.join(folder, taken[0])} already exists; pass --overwrite to replace it, or "
+            "choose another --output."
         )
     try:
         os.makedirs(folder, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as error:
-        raise ValueError(f"output folder {folder!r} cannot be written ({error.strerror or error}).") from None
+        raise ValueError(
+            f"output folder {folder!r} cannot be written ({error.strerror or error})."
+        ) from None
 
 
 def run_predict(args):
@@ -105,10 +110,13 @@ def run_predict(args):
             f"expects {height}x{width}."
         )
     if frames.shape[-1] != channels:
-        raise ValueError(f"{args.input} has {frames.shape[-1]} channels; the preset expects {channels}.")
+        raise ValueError(
+            f"{args.input} has {frames.shape[-1]} channels; the preset expects {channels}."
+        )
     if len(frames) < model.input_length:
         raise ValueError(
-            f"{args.input} holds {len(frames)} frames; the preset needs {model.input_length} context frames."
+            f"{args.input} holds {len(frames)} frames; the preset needs {model.input_length} "
+            "context frames."
         )
     context = frames[: model.input_length]
     truth = frames[model.input_length : model.input_length + model.output_length]
@@ -133,26 +141,22 @@ def run_predict(args):
 # === evaluate ===
 
 
-def make_dataset(name, **options):
-    from keras_msrnn import datasets
-
-    if name not in DATASET_NAMES:
-        raise ValueError(f"Unknown dataset {name!r}; choose from {', '.join(DATASET_NAMES)}.")
-    class_name, fixed = DATASET_NAMES[name]
-    return getattr(datasets, class_name)(**fixed, **options)
-
-
 def run_evaluate(args):
+    from keras_msrnn.datasets import get_dataset
     from keras_msrnn.evaluation import evaluate
     from keras_msrnn.presets import from_preset
 
     model = from_preset(args.preset)
-    options = {"batch_size": args.batch_size, "input_length": model.input_length, "output_length": model.output_length}
+    options = {
+        "batch_size": args.batch_size,
+        "input_length": model.input_length,
+        "output_length": model.output_length,
+    }
     if args.data_dir:
         options["data_dir"] = args.data_dir
     if args.num_sequences:
-        options["num_sequences"] = args.num_sequences
-    dataset = make_dataset(args.dataset, split=args.split, **options)
+        options["max_sequences"] = args.num_sequences
+    dataset = get_dataset(args.dataset, args.split, **options)
     evaluate(
         model,
         dataset,
@@ -174,16 +178,24 @@ def run_train(args):
     recipe = training.load_recipe(args.recipe, args.variant)
     workdir = args.workdir or os.path.join("runs", recipe.get("name", "run"))
     result = training.train(
-        recipe, workdir, args.data_dir, args.max_minutes, args.checkpoint_minutes, verbose=args.verbose
+        recipe,
+        workdir,
+        args.data_dir,
+        args.max_minutes,
+        args.checkpoint_minutes,
+        verbose=args.verbose,
     )
     if not result.finished:
         print(
-            f"stopped by {result.stopped_by} at step {result.step} of {result.total_steps}, checkpoint in "
+            f"stopped by {result.stopped_by} at step {result.step} of {result.total_steps}, "
+            "checkpoint in "
             f"{workdir}; run the same command again to resume"
         )
         return {"SIGINT": 130, "SIGTERM": 143}.get(result.stopped_by, 0)
     if args.preset_out:
-        metadata = training.export_preset(result.model, recipe, workdir, args.preset_out, args.data_dir)
+        metadata = training.export_preset(
+            result.model, recipe, workdir, args.preset_out, args.data_dir
+        )
         print(f"preset written to {args.preset_out}: {json.dumps(metadata['metrics'])}")
     return 0
 
@@ -196,11 +208,18 @@ def run_push(args):
 
     if args.all:
         if len(args.targets) != 1 or not args.targets[0].startswith("hf://"):
-            raise ValueError("push --all takes one hf://ORG, e.g. keras-msrnn push --all hf://keras-msrnn")
-        uploaded = publish_zoo(args.targets[0][len("hf://") :].rstrip("/"), args.message, args.private)
+            raise ValueError(
+                "push --all takes one hf://ORG, e.g. keras-msrnn push --all hf://keras-msrnn"
+            )
+        uploaded = publish_zoo(
+            args.targets[0][len("hf://") :].rstrip("/"), args.message, args.private
+        )
         for handle in uploaded.values():
             print(handle)
-        print(f"{len(uploaded)} presets published; their revisions are pinned in keras_msrnn/presets/published.json")
+        print(
+            f"{len(uploaded)} presets published; their revisions are pinned in "
+            "keras_msrnn/presets/published.json"
+        )
         return 0
     if len(args.targets) != 2:
         raise ValueError("push takes PRESET_DIR hf://ORG/NAME (or --all hf://ORG)")
@@ -221,53 +240,87 @@ def _parser():
     listing.add_argument("--json", action="store_true", help="print JSON")
 
     predict = _add(
-        commands, "predict", run_predict, "forecast frames with a preset",
+        commands,
+        "predict",
+        run_predict,
+        "forecast frames with a preset",
         "Forecast with a preset. INPUT holds at least input_length frames (.npy, .npz,\n"
         "animated .gif, or a folder of PNGs); frames after the context are shown as truth.\n"
         "Writes forecast.npy, forecast.gif and forecast.png (context / truth / forecast).",
     )
     predict.add_argument("preset", help="built-in name, hf://org/name[@rev] or a preset folder")
     predict.add_argument("input", help="frames: .npy, .npz, .gif or a folder of PNGs")
-    predict.add_argument("--output", "-o", default="forecast", help="output folder (default: ./forecast)")
-    predict.add_argument("--overwrite", action="store_true", help="replace forecast files already in the output folder")
+    predict.add_argument(
+        "--output", "-o", default="forecast", help="output folder (default: ./forecast)"
+    )
+    predict.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace forecast files already in the output folder",
+    )
     predict.add_argument("--verbose", action="store_true", help="show the prediction progress bar")
 
     evaluate = _add(commands, "evaluate", run_evaluate, "score a preset on a data set")
     evaluate.add_argument("preset")
-    evaluate.add_argument("dataset", help=f"one of {', '.join(DATASET_NAMES)}")
+    evaluate.add_argument(
+        "dataset", help="one of moving_mnist, taxibj, kth, radar_germany, radar_knmi, radar_fmi"
+    )
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--data-dir")
-    evaluate.add_argument("--num-sequences", type=int)
+    evaluate.add_argument(
+        "--num-sequences", type=int, help="evaluate the first N sequences of the split"
+    )
     evaluate.add_argument("--batch-size", type=int, default=16)
     evaluate.add_argument("--max-batches", type=int)
-    evaluate.add_argument("--convention", choices=("hko", "dwd"), default="hko", help="rain thresholds")
+    evaluate.add_argument(
+        "--convention", choices=("hko", "dwd"), default="hko", help="rain thresholds"
+    )
     evaluate.add_argument("--ssim-convention", choices=("msrnn", "openstl"), default="msrnn")
     evaluate.add_argument("--output", help="JSON file for the results and per-frame curves")
     evaluate.add_argument("--plot", help="PNG file for the per-frame curves (needs matplotlib)")
 
     train = _add(
-        commands, "train", run_train, "train from a recipe (resumable)",
+        commands,
+        "train",
+        run_train,
+        "train from a recipe (resumable)",
         "Train from a recipe. Stops cleanly at --max-minutes, on SIGTERM or on Ctrl-C with a\n"
         "checkpoint in the work directory (also written every --checkpoint-minutes); running\n"
         "the same command again continues where it stopped.",
     )
     train.add_argument("recipe", help="a zoo name (e.g. ms-predrnn-mnist) or a JSON recipe file")
-    train.add_argument("--variant", choices=("protocol", "cpu"), help="for a zoo name: the MS-RNN protocol (default) or the CPU budget")
+    train.add_argument(
+        "--variant",
+        choices=("protocol", "cpu"),
+        help="for a zoo name: the MS-RNN protocol (default) or the CPU budget",
+    )
     train.add_argument("--workdir", help="checkpoints and logs (default: runs/<recipe name>)")
     train.add_argument("--data-dir")
     train.add_argument(
-        "--max-minutes", type=float, help="stop with a checkpoint after this many minutes; rerun to resume"
+        "--max-minutes",
+        type=float,
+        help="stop with a checkpoint after this many minutes; rerun to resume",
     )
     train.add_argument(
-        "--checkpoint-minutes", type=float, default=5.0, help="minutes between checkpoints (default: 5)"
+        "--checkpoint-minutes",
+        type=float,
+        default=5.0,
+        help="minutes between checkpoints (default: 5)",
     )
     train.add_argument(
-        "--verbose", type=int, choices=(0, 1, 2), default=1, help="0 silent, 1 progress bar (default), 2 a line per epoch"
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=1,
+        help="0 silent, 1 progress bar (default), 2 a line per epoch",
     )
     train.add_argument("--preset-out", help="when finished, evaluate and save a preset here")
 
     push = _add(
-        commands, "push", run_push, "upload a preset folder (or every trained zoo preset) to the Hugging Face Hub",
+        commands,
+        "push",
+        run_push,
+        "upload a preset folder (or every trained zoo preset) to the Hugging Face Hub",
         "Upload a preset folder: keras-msrnn push PRESET_DIR hf://ORG/NAME\n"
         "Publish the zoo: keras-msrnn push --all hf://ORG uploads every trained preset to\n"
         "hf://ORG/<name> and pins each name to its new commit in published.json.",
@@ -280,7 +333,11 @@ def _parser():
     from keras_msrnn import bench
 
     bench_parser = _add(
-        commands, "bench", bench.run, "time and memory of a training step, plain vs multi-scale", bench.__doc__
+        commands,
+        "bench",
+        bench.run,
+        "time and memory of a training step, plain vs multi-scale",
+        bench.__doc__,
     )
     bench.add_arguments(bench_parser)
     return parser
@@ -317,7 +374,8 @@ def _one_line(error):
     message = " ".join(str(error).split())
     if isinstance(error, EXPECTED_ERRORS) and message:
         return message
-    return f"{type(error).__name__}: {message or 'no message'} (an unexpected error: --debug shows where)"
+    message = message or "no message"
+    return f"{type(error).__name__}: {message} (an unexpected error: --debug shows where)"
 
 
 if __name__ == "__main__":

@@ -121,7 +121,9 @@ def plot_curves(results, path):
     figure, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     for axis, name in zip(axes, ("mse", "ssim")):
         axis.plot(frames, every[name], marker="o", markersize=3)
-        axis.axvspan(frames[0] - 0.5, future_start - 0.5, color="0.9", label="context (teacher-forced)")
+        axis.axvspan(
+            frames[0] - 0.5, future_start - 0.5, color="0.9", label="context (teacher-forced)"
+        )
         axis.set_xlabel("frame")
         axis.set_title(f"per-frame {name.upper()}")
     axes[0].legend(loc="upper left", fontsize=8)

@@ -46,7 +46,8 @@ def to_unit_frames(frames, source="frames"):
         low, high = int(array.min()), int(array.max())
         if low < 0 or high > 255:
             raise ValueError(
-                f"{source}: {array.dtype} frames are read as 8-bit intensities 0..255, but they hold "
+                f"{source}: {array.dtype} frames are read as 8-bit intensities 0..255, but they "
+                "hold "
                 f"{low}..{high}; rescale them to float frames in [0, 1] first."
             )
         return array.astype(np.float32) / np.float32(255.0)
@@ -57,13 +58,15 @@ def to_unit_frames(frames, source="frames"):
         bad = np.argwhere(~finite)[0]
         count = int(array.size - finite.sum())
         raise ValueError(
-            f"{source} holds {count} NaN or infinite value(s), the first at index {tuple(int(i) for i in bad)}."
+            f"{source} holds {count} NaN or infinite value(s), the first at index "
+            f"{tuple(int(i) for i in bad)}."
         )
     low, high = float(array.min()), float(array.max())
     if low < -ROUNDING or high > 1 + ROUNDING:
         hint = "divide by 255" if low >= 0 and high <= 255 else "rescale them"
         raise ValueError(
-            f"{source}: float frames must lie in [0, 1], but they hold {low:.4g}..{high:.4g}; {hint} "
+            f"{source}: float frames must lie in [0, 1], but they hold {low:.4g}..{high:.4g}; "
+            f"{hint} "
             "(or pass uint8 frames)."
         )
     return np.clip(array.astype(np.float32), 0.0, 1.0)

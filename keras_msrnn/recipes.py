@@ -56,27 +56,27 @@ class DatasetProtocol:
 DATASETS = {
     "mnist": DatasetProtocol(
         title="Moving MNIST (64x64x1, 10 -> 10)",
-        dataset={"class_name": "MovingMNIST", "config": {"speed_range": [2, 6], "num_sequences": 7000}},
+        dataset={"name": "moving_mnist", "config": {"speed_range": [2, 6], "num_sequences": 7000}},
         input_length=10,
         output_length=10,
         epochs=20,
         steps_per_epoch=1750,
         test_sequences=3000,
-        note="7,000 training sequences per epoch (MS-RNN's 70% of 10,000), generated anew each epoch.",
+        note="7,000 training sequences per epoch (MS-RNN's 70% of 10,000), new each epoch.",
     ),
     "taxibj": DatasetProtocol(
         title="TaxiBJ inflow (32x32x1, 4 -> 4)",
-        dataset={"class_name": "TaxiBJ", "config": {"protocol": "msrnn"}},
+        dataset={"name": "taxibj", "config": {"protocol": "msrnn"}},
         input_length=4,
         output_length=4,
         epochs=20,
         steps_per_epoch=5270,
         test_sequences=1344,
-        note="Steps per epoch estimated from the ST-ResNet release (about 21,100 training windows / batch 4).",
+        note="Steps per epoch estimated: about 21,100 ST-ResNet training windows / batch 4.",
     ),
     "kth": DatasetProtocol(
         title="KTH walking, jogging, running (88x88x1, 10 -> 10)",
-        dataset={"class_name": "KTH", "config": {"protocol": "msrnn"}},
+        dataset={"name": "kth", "config": {"protocol": "msrnn"}},
         input_length=10,
         output_length=10,
         epochs=20,
@@ -86,13 +86,13 @@ DATASETS = {
     ),
     "radar-dwd": DatasetProtocol(
         title="German radar, DWD RADOLAN RY (124x124x1, 5 -> 5, 30-minute steps)",
-        dataset={"class_name": "RadarGermany", "config": {}},
+        dataset={"name": "radar_germany", "config": {}},
         input_length=5,
         output_length=5,
         epochs=16,
         steps_per_epoch=3900,
         test_sequences=3000,
-        note="Steps per epoch estimated for RainNet's RYDL.hdf5, 2006-2014 (about 15,600 sequences / batch 4).",
+        note="Steps per epoch estimated: RYDL.hdf5 2006-2014, about 15,600 sequences / batch 4.",
     ),
 }
 
@@ -122,7 +122,10 @@ VARIANTS = ("protocol", "cpu")
 def preset_names():
     """All 64 names, grouped by data set, then cell, plain before multi-scale."""
     return [
-        prefix + f"{cell}-{dataset}" for dataset in DATASETS for cell in CELLS for prefix in ("", MS_PREFIX)
+        prefix + f"{cell}-{dataset}"
+        for dataset in DATASETS
+        for cell in CELLS
+        for prefix in ("", MS_PREFIX)
     ]
 
 
@@ -147,7 +150,9 @@ def get_recipe(name, variant="protocol"):
     """
     parsed = parse_name(name)
     if parsed is None:
-        raise ValueError(f"{name!r} is not a zoo name; names are [ms-]<cell>-<dataset>, e.g. ms-predrnn-mnist.")
+        raise ValueError(
+            f"{name!r} is not a zoo name; names are [ms-]<cell>-<dataset>, e.g. ms-predrnn-mnist."
+        )
     if variant not in VARIANTS:
         raise ValueError(f"Unknown recipe variant {variant!r}; choose from {', '.join(VARIANTS)}.")
     cell, dataset, multi_scale = parsed
@@ -155,7 +160,13 @@ def get_recipe(name, variant="protocol"):
     if variant == "cpu" and dataset != "mnist":
         raise ValueError(f"The 'cpu' variant exists for Moving MNIST only, not for {name!r}.")
     if variant == "cpu":
-        steps, steps_per_epoch, batch_size, filters, patch_size = CPU_STEPS[cell], CPU_STEPS_PER_EPOCH, 8, 32, 4
+        steps, steps_per_epoch, batch_size, filters, patch_size = (
+            CPU_STEPS[cell],
+            CPU_STEPS_PER_EPOCH,
+            8,
+            32,
+            4,
+        )
         sampling_steps = int(0.8 * steps)
         optimisation = {"learning_rate": 1e-3, "final_learning_rate": 1e-4}
         test_sequences = 1000
@@ -179,7 +190,8 @@ def get_recipe(name, variant="protocol"):
             "variant": variant,
             "description": (
                 f"{stack} {cell} stack, 6 x {filters}, on {protocol.title}; "
-                f"{'MS-RNN protocol' if variant == 'protocol' else 'CPU budget'}: {steps} steps of batch {batch_size}."
+                f"{'MS-RNN protocol' if variant == 'protocol' else 'CPU budget'}: {steps} steps "
+                f"of batch {batch_size}."
             ),
             "model": {
                 "cell": CELLS[cell],

@@ -43,7 +43,10 @@ def load_frames(path, channels=None):
     else:
         raise ValueError(f"Unsupported input {path!r}: use .npy, .npz, .gif or a folder of PNGs.")
     if frames.ndim != 4:
-        raise ValueError(f"{path!r} must hold frames (time, height, width[, channels]); found shape {frames.shape}.")
+        raise ValueError(
+            f"{path!r} must hold frames (time, height, width[, channels]); found shape "
+            f"{frames.shape}."
+        )
     return frames
 
 
@@ -57,7 +60,9 @@ def _read_array(path):
                 return data["frames"] if "frames" in data.files else data[data.files[0]]
         return data
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{path!r} is not a readable numpy file ({error or type(error).__name__}).") from None
+        raise ValueError(
+            f"{path!r} is not a readable numpy file ({error or type(error).__name__})."
+        ) from None
 
 
 def _read_image(path, channels):
@@ -111,7 +116,9 @@ def save_strip(path, context, forecast, truth=None):
     height, frame_width = context.shape[1] * scale, context.shape[2] * scale
     gap = 2
     canvas = np.full(
-        (len(rows) * (height + gap), width * (frame_width + gap)) + _to_uint8(context).shape[3:], 255, np.uint8
+        (len(rows) * (height + gap), width * (frame_width + gap)) + _to_uint8(context).shape[3:],
+        255,
+        np.uint8,
     )
     for row, frames in enumerate(rows):
         for column, frame in enumerate(_upscale(_to_uint8(frames), scale)):

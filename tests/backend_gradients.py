@@ -32,4 +32,7 @@ def gradients(loss_fn, variables):
         grads = jax.grad(stateless_loss)([v.value for v in variables])
     else:
         raise NotImplementedError(backend)
-    return [np.zeros(v.shape, "float32") if g is None else keras.ops.convert_to_numpy(g) for g, v in zip(grads, variables)]
+    return [
+        np.zeros(v.shape, "float32") if g is None else keras.ops.convert_to_numpy(g)
+        for g, v in zip(grads, variables)
+    ]

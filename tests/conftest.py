@@ -13,7 +13,9 @@ DATA_DIR = Path(os.environ.get("KERAS_MSRNN_SHARED_DATA", REPO.parent / "shared"
 
 
 def pytest_addoption(parser):
-    parser.addoption("--run-large", action="store_true", help="run slow checks (training, benchmarks)")
+    parser.addoption(
+        "--run-large", action="store_true", help="run slow checks (training, benchmarks)"
+    )
 
 
 def pytest_configure(config):
@@ -59,7 +61,11 @@ def save_tiny_preset(folder, cell="convlstm", input_length=3, output_length=2, s
     import keras_msrnn
 
     model = keras_msrnn.MSStack(
-        cell=cell, filters=2, scales=(1, 2, 1), input_length=input_length, output_length=output_length
+        cell=cell,
+        filters=2,
+        scales=(1, 2, 1),
+        input_length=input_length,
+        output_length=output_length,
     )
     model(np.zeros((1, input_length, size, size, 1), "float32"))
     model.save_to_preset(str(folder))

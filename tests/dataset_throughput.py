@@ -20,4 +20,6 @@ if __name__ == "__main__":
     for index in range(len(data)):
         data[index]
     elapsed = time.perf_counter() - start
-    print(f"{data.num_sequences / elapsed:.0f} sequences/s ({elapsed:.2f} s for {data.num_sequences})")
+    print(
+        f"{data.num_sequences / elapsed:.0f} sequences/s ({elapsed:.2f} s for {data.num_sequences})"
+    )

@@ -19,7 +19,9 @@ import urllib.parse
 
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<path>.+)$")
 _TREE = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/tree/(?P<revision>[^/]+)$")
-_API = re.compile(r"^/api/models/(?P<repo>[^/]+/[^/]+)/(?P<action>preupload|commit|revision)/(?P<revision>.+)$")
+_API = re.compile(
+    r"^/api/models/(?P<repo>[^/]+/[^/]+)/(?P<action>preupload|commit|revision)/(?P<revision>.+)$"
+)
 
 
 CARD_KEYS = {"library_name", "license", "tags", "datasets", "metrics", "pipeline_tag"}
@@ -120,7 +122,11 @@ class FakeHub:
 
     def _error(self, handler, status, code, message, send_body=True):
         self._reply(
-            handler, status, {"error": message}, {"X-Error-Code": code, "X-Error-Message": message}, send_body
+            handler,
+            status,
+            {"error": message},
+            {"X-Error-Code": code, "X-Error-Message": message},
+            send_body,
         )
 
     def _serve_file(self, handler, send_body):
@@ -166,7 +172,9 @@ class FakeHub:
         if files is None:
             return self._error(handler, 404, "RevisionNotFound", "Invalid rev id")
         return self._reply(
-            handler, 200, {"id": match["repo"], "sha": sha, "siblings": [{"rfilename": f} for f in files]}
+            handler,
+            200,
+            {"id": match["repo"], "sha": sha, "siblings": [{"rfilename": f} for f in files]},
         )
 
     def _tree(self, handler, match):
@@ -177,7 +185,12 @@ class FakeHub:
         if files is None:
             return self._error(handler, 404, "RevisionNotFound", "Invalid rev id")
         entries = [
-            {"type": "file", "path": name, "size": len(content), "oid": hashlib.sha1(content).hexdigest()}
+            {
+                "type": "file",
+                "path": name,
+                "size": len(content),
+                "oid": hashlib.sha1(content).hexdigest(),
+            }
             for name, content in sorted(files.items())
         ]
         return self._reply(handler, 200, entries)
@@ -195,7 +208,9 @@ class FakeHub:
             existed = repo_id in self.repos
             self.repos.setdefault(repo_id, Repository())
             if existed and not payload.get("exist_ok", True):
-                return self._error(handler, 409, "RepoExists", "You already created this model repo")
+                return self._error(
+                    handler, 409, "RepoExists", "You already created this model repo"
+                )
             return self._reply(handler, 200, {"url": f"{self.url}/{repo_id}", "name": repo_id})
         match = _API.match(path)
         if not match or match["repo"] not in self.repos:
@@ -205,7 +220,12 @@ class FakeHub:
             return self._reply(
                 handler,
                 200,
-                {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]},
+                {
+                    "files": [
+                        {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                        for f in files
+                    ]
+                },
             )
         return self._commit(handler, match, body)
 
@@ -225,5 +245,9 @@ class FakeHub:
         return self._reply(
             handler,
             200,
-            {"commitUrl": f"{self.url}/{match['repo']}/commit/{sha}", "commitOid": sha, "success": True},
+            {
+                "commitUrl": f"{self.url}/{match['repo']}/commit/{sha}",
+                "commitOid": sha,
+                "success": True,
+            },
         )

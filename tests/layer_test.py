@@ -15,7 +15,11 @@ import numpy as np
 
 
 def _flat_numpy(outputs):
-    return [keras.ops.convert_to_numpy(value) for value in keras.tree.flatten(outputs) if value is not None]
+    return [
+        keras.ops.convert_to_numpy(value)
+        for value in keras.tree.flatten(outputs)
+        if value is not None
+    ]
 
 
 def _assert_same_outputs(actual, expected, atol):
@@ -25,7 +29,9 @@ def _assert_same_outputs(actual, expected, atol):
         np.testing.assert_allclose(got, want, atol=atol)
 
 
-def run_layer_test(layer_class, init_kwargs, call, tmp_path=None, atol=1e-6, mixed_precision_atol=0.05):
+def run_layer_test(
+    layer_class, init_kwargs, call, tmp_path=None, atol=1e-6, mixed_precision_atol=0.05
+):
     """Runs `layer_class(**init_kwargs)` through the serialization and dtype checks.
 
     Args:
@@ -70,7 +76,9 @@ def run_layer_test(layer_class, init_kwargs, call, tmp_path=None, atol=1e-6, mix
 
     mixed = layer_class(**{**init_kwargs, "dtype": "mixed_bfloat16"})
     mixed_outputs = call(mixed)
-    assert all(w.dtype == "float32" for w in mixed.weights if "float" in str(w.dtype)), "weights must stay float32"
+    assert all(w.dtype == "float32" for w in mixed.weights if "float" in str(w.dtype)), (
+        "weights must stay float32"
+    )
     mixed.set_weights(layer.get_weights())
     for got, want in zip(_flat_numpy(call(mixed)), _flat_numpy(outputs)):
         assert np.all(np.isfinite(got.astype("float32")))

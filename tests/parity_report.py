@@ -1,6 +1,6 @@
 """Prints the parity table of README.md for the current backend.
 
-    KERAS_BACKEND=jax python -m tests.parity_report
+KERAS_BACKEND=jax python -m tests.parity_report
 """
 
 import keras

@@ -5,8 +5,20 @@ import pytest
 
 from keras_msrnn import MSStack, bench, cli
 
-TINY = ["--frame", "8", "--filters", "4", "--input-length", "2", "--output-length", "2",
-        "--batch", "1", "--steps", "1"]
+TINY = [
+    "--frame",
+    "8",
+    "--filters",
+    "4",
+    "--input-length",
+    "2",
+    "--output-length",
+    "2",
+    "--batch",
+    "1",
+    "--steps",
+    "1",
+]
 
 
 def _report(backend, cell, plain, ms):
@@ -24,27 +36,52 @@ def test_selected_cells():
 
 def test_markdown_table_uses_the_best_memory_figure_a_report_has():
     torch_run = _report(
-        "torch", "predrnn",
-        {"step_s": 4.0, "step_memory_mb": 800.0, "first_step_memory_mb": 900.0, "peak_rss_mb": 2000.0},
-        {"step_s": 2.0, "step_memory_mb": 400.0, "first_step_memory_mb": 500.0, "peak_rss_mb": 1500.0},
+        "torch",
+        "predrnn",
+        {
+            "step_s": 4.0,
+            "step_memory_mb": 800.0,
+            "first_step_memory_mb": 900.0,
+            "peak_rss_mb": 2000.0,
+        },
+        {
+            "step_s": 2.0,
+            "step_memory_mb": 400.0,
+            "first_step_memory_mb": 500.0,
+            "peak_rss_mb": 1500.0,
+        },
     )
     tensorflow_run = _report(
-        "tensorflow", "mim",
+        "tensorflow",
+        "mim",
         {"step_s": 3.0, "first_step_memory_mb": 1000.0, "peak_rss_mb": 3000.0},
         {"step_s": 1.5, "first_step_memory_mb": 600.0, "peak_rss_mb": 2400.0},
     )
     jax_cpu_run = _report(
-        "jax", "convlstm",
+        "jax",
+        "convlstm",
         {"step_s": 2.0, "step_memory_mb": 5.0, "first_step_memory_mb": 0.0, "peak_rss_mb": 1000.0},
         {"step_s": 1.0, "step_memory_mb": 3.0, "first_step_memory_mb": 0.0, "peak_rss_mb": 900.0},
     )
     jax_cpu_compiled_run = _report(
-        "jax", "mim",
-        {"step_s": 2.0, "xla_step_temp_mb": 50.0, "first_step_memory_mb": 300.0, "peak_rss_mb": 1000.0},
-        {"step_s": 1.0, "xla_step_temp_mb": 20.0, "first_step_memory_mb": 400.0, "peak_rss_mb": 1100.0},
+        "jax",
+        "mim",
+        {
+            "step_s": 2.0,
+            "xla_step_temp_mb": 50.0,
+            "first_step_memory_mb": 300.0,
+            "peak_rss_mb": 1000.0,
+        },
+        {
+            "step_s": 1.0,
+            "xla_step_temp_mb": 20.0,
+            "first_step_memory_mb": 400.0,
+            "peak_rss_mb": 1100.0,
+        },
     )
     gpu_run = _report(
-        "jax", "trajgru",
+        "jax",
+        "trajgru",
         {"step_s": 0.1, "device_peak_mb": 100.0, "first_step_memory_mb": 1.0, "peak_rss_mb": 10.0},
         {"step_s": 0.05, "device_peak_mb": 45.0, "first_step_memory_mb": 1.0, "peak_rss_mb": 10.0},
     )
@@ -59,9 +96,14 @@ def test_markdown_table_uses_the_best_memory_figure_a_report_has():
         "| tensorflow | mim | 3.00 s | 1.50 s | **0.500** | 1000 MB | 600 MB | **0.600** | 0.800 |"
     )
     # XLA keeps freed buffers: the first step's growth, and no ratio over nothing.
-    assert rows[2] == "| jax | convlstm | 2.00 s | 1.00 s | **0.500** | 0 MB | 0 MB | **n/a** | 0.900 |"
+    assert (
+        rows[2]
+        == "| jax | convlstm | 2.00 s | 1.00 s | **0.500** | 0 MB | 0 MB | **n/a** | 0.900 |"
+    )
     assert "| 100 MB | 45 MB | **0.450** |" in rows[3]
-    assert rows[4] == "| jax | mim | 2.00 s | 1.00 s | **0.500** | 50 MB | 20 MB | **0.400** | 1.100 |"
+    assert (
+        rows[4] == "| jax | mim | 2.00 s | 1.00 s | **0.500** | 50 MB | 20 MB | **0.400** | 1.100 |"
+    )
 
 
 def test_bench_measures_resumes_and_tabulates(tmp_path, capsys):

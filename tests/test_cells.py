@@ -25,13 +25,21 @@ def test_available_cells():
 
 NON_DEFAULT_OPTIONS = {
     cells.ConvLSTMCell: {"kernel_size": 5, "bias_initializer": keras.initializers.Ones()},
-    cells.PredRNNCell: {"kernel_size": 5, "kernel_initializer": keras.initializers.GlorotUniform(seed=1)},
+    cells.PredRNNCell: {
+        "kernel_size": 5,
+        "kernel_initializer": keras.initializers.GlorotUniform(seed=1),
+    },
     cells.PredRNNPPCell: {"gradient_highway": True},
     cells.PredRNNV2Cell: {"kernel_size": 1},
     cells.MIMCell: {"use_mim": False},
     cells.TrajGRUCell: {"links": 3},
     cells.PrecipLSTMCell: {"window": 5},
-    cells.MotionRNNCell: {"motion_highway": False, "neighbourhood": 2, "alpha": 0.25, "reference_quirks": True},
+    cells.MotionRNNCell: {
+        "motion_highway": False,
+        "neighbourhood": 2,
+        "alpha": 0.25,
+        "reference_quirks": True,
+    },
 }
 
 
@@ -41,7 +49,11 @@ def one_step(cell):
     x = rng.random((2, 8, 12, 8), "float32")
     states = tuple(0.1 * ops.ones_like(s) for s in cell.get_initial_state(2, 8, 12))
     memory = ops.ones((2, 8, 12, 8)) if cell.uses_memory else None
-    extra = {"previous_input": rng.random((2, 8, 12, 8), "float32")} if cell.takes_previous_input else {}
+    extra = (
+        {"previous_input": rng.random((2, 8, 12, 8), "float32")}
+        if cell.takes_previous_input
+        else {}
+    )
     return cell(x, states, memory, **extra)
 
 
@@ -69,7 +81,8 @@ def test_a_lost_option_is_caught(cell_class, monkeypatch):
 
 @pytest.mark.parametrize(
     "cell_class, options",
-    [(cell_class, {}) for cell_class in CELL_CLASSES] + [(cells.PredRNNPPCell, {"gradient_highway": True})],
+    [(cell_class, {}) for cell_class in CELL_CLASSES]
+    + [(cells.PredRNNPPCell, {"gradient_highway": True})],
 )
 def test_one_step_on_its_own(cell_class, options):
     cell = cell_class(filters=8, **options)
@@ -80,7 +93,9 @@ def test_one_step_on_its_own(cell_class, options):
     assert cell.state_names[0] == "h" and len(cell.state_names) == len(states)
     assert tuple(step.output.shape) == (2, 8, 12, 8)
     assert [tuple(s.shape) for s in step.states] == [tuple(s.shape) for s in states]
-    np.testing.assert_array_equal(ops.convert_to_numpy(step.states[0]), ops.convert_to_numpy(step.output))
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(step.states[0]), ops.convert_to_numpy(step.output)
+    )
     if cell.returns_increments:
         assert [tuple(d.shape) for d in step.increments] == [(2, 8, 12, 8)] * 2
     else:
@@ -107,7 +122,9 @@ def test_convlstm_equations_with_1x1_kernels():
     i, f, g, o = np.split(x @ wx + bx + h @ wh + bh, 4, axis=-1)
     expected_c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
     np.testing.assert_allclose(ops.convert_to_numpy(new_c), expected_c, atol=1e-5)
-    np.testing.assert_allclose(ops.convert_to_numpy(new_h), sigmoid(o) * np.tanh(expected_c), atol=1e-5)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(new_h), sigmoid(o) * np.tanh(expected_c), atol=1e-5
+    )
 
 
 def test_bad_cell_arguments():

@@ -9,7 +9,9 @@ import pytest
 from keras_msrnn import cli, visualize
 from tests.conftest import save_tiny_preset
 
-SAMPLE = os.path.join(os.path.dirname(__file__), "..", "examples", "data", "moving_mnist_test_0.npy")
+SAMPLE = os.path.join(
+    os.path.dirname(__file__), "..", "examples", "data", "moving_mnist_test_0.npy"
+)
 
 
 @pytest.fixture
@@ -25,10 +27,17 @@ def test_predict_writes_npy_gif_and_strip(tiny_preset, tmp_path, capsys):
     assert cli.main(["predict", folder, SAMPLE, "--output", out]) == 0
     forecast = np.load(os.path.join(out, "forecast.npy"))
     context = np.load(SAMPLE)[:3, :, :, None] / np.float32(255)
-    expected = np.clip(np.asarray(model.predict(context[None], verbose=0))[0], 0, 1)  # forecasts are frames
+    expected = np.clip(
+        np.asarray(model.predict(context[None], verbose=0))[0], 0, 1
+    )  # forecasts are frames
     np.testing.assert_allclose(forecast, expected, atol=1e-5)
     gif = visualize.load_frames(os.path.join(out, "forecast.gif"), channels=1)
-    assert gif.shape == (5, 128, 2 * 128 + 2, 1)  # (context + forecast), truth | forecast, upscaled x2
+    assert gif.shape == (
+        5,
+        128,
+        2 * 128 + 2,
+        1,
+    )  # (context + forecast), truth | forecast, upscaled x2
     from PIL import Image
 
     assert Image.open(os.path.join(out, "forecast.png")).size == (3 * 130, 3 * 130)
@@ -53,7 +62,9 @@ def test_predict_reads_other_input_formats(tiny_preset, tmp_path, kind):
         os.mkdir(path)
         for index, frame in enumerate(frames):
             Image.fromarray(frame).convert("RGB").save(os.path.join(path, f"{index:03d}.png"))
-    np.testing.assert_allclose(visualize.load_frames(path, channels=1)[..., 0], frames / 255.0, atol=1e-6)
+    np.testing.assert_allclose(
+        visualize.load_frames(path, channels=1)[..., 0], frames / 255.0, atol=1e-6
+    )
     assert cli.main(["predict", folder, path, "--output", str(tmp_path / "out")]) == 0
     assert np.load(tmp_path / "out" / "forecast.npy").shape == (2, 64, 64, 1)
 
@@ -63,7 +74,8 @@ def test_bad_input_gives_one_line_and_exit_1(tiny_preset, tmp_path, capsys):
     np.save(tmp_path / "small.npy", np.zeros((5, 32, 32), np.uint8))
     assert cli.main(["predict", folder, str(tmp_path / "small.npy")]) == 1
     assert capsys.readouterr().err.strip() == (
-        f"keras-msrnn predict: {tmp_path / 'small.npy'} has 32x32 frames; preset {folder!r} expects 64x64."
+        f"keras-msrnn predict: {tmp_path / 'small.npy'} has 32x32 frames; preset {folder!r} "
+        "expects 64x64."
     )
     np.save(tmp_path / "short.npy", np.zeros((2, 64, 64), np.uint8))
     assert cli.main(["predict", folder, str(tmp_path / "short.npy")]) == 1
@@ -78,7 +90,15 @@ def test_bad_input_gives_one_line_and_exit_1(tiny_preset, tmp_path, capsys):
 def test_evaluate_prints_a_table_and_writes_json(tiny_preset, tmp_path, capsys, shared_data):
     folder, _ = tiny_preset
     output = str(tmp_path / "results.json")
-    args = ["evaluate", folder, "moving_mnist", "--data-dir", str(shared_data / "mnist"), "--num-sequences", "4"]
+    args = [
+        "evaluate",
+        folder,
+        "moving_mnist",
+        "--data-dir",
+        str(shared_data / "mnist"),
+        "--num-sequences",
+        "4",
+    ]
     plot = str(tmp_path / "curves.png")
     assert cli.main(args + ["--batch-size", "2", "--output", output, "--plot", plot]) == 0
     from PIL import Image
@@ -96,7 +116,10 @@ def test_evaluate_prints_a_table_and_writes_json(tiny_preset, tmp_path, capsys, 
 
 def test_list_and_help():
     out = subprocess.run(
-        [sys.executable, "-m", "keras_msrnn.cli", "list", "--json"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "keras_msrnn.cli", "list", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     listed = json.loads(out)
     assert len([name for name in listed if "alias_of" not in listed[name]]) == 64

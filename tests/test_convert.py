@@ -21,7 +21,9 @@ def test_missing_parameter_is_named(state_dict):
 
 def test_wrong_shape_is_named(state_dict):
     state_dict["rnns.lstm.2._conv_c2o.weight"] = np.zeros((8, 8, 1, 1), "float32")
-    with pytest.raises(ValueError, match=r"'rnns.lstm.2._conv_c2o.weight' has shape \(8, 8, 1, 1\)"):
+    with pytest.raises(
+        ValueError, match=r"'rnns.lstm.2._conv_c2o.weight' has shape \(8, 8, 1, 1\)"
+    ):
         from_msrnn(state_dict, **ARGS)
 
 
@@ -32,24 +34,33 @@ def test_unknown_parameter_is_named(state_dict):
 
 
 def test_wrong_cell_for_the_checkpoint(state_dict):
-    with pytest.raises(ValueError, match="ConvLSTMCell has no parameter '_conv_c2o'; is the checkpoint's cell 'convlstm'"):
+    with pytest.raises(
+        ValueError,
+        match="ConvLSTMCell has no parameter '_conv_c2o'; is the checkpoint's cell 'convlstm'",
+    ):
         from_msrnn(state_dict, **dict(ARGS, cell="convlstm"))
 
 
 def test_explicit_sizes_are_checked(state_dict):
     with pytest.raises(ValueError, match="The checkpoint has filters=8 but filters=16 was given"):
         from_msrnn(state_dict, filters=16, **ARGS)
-    with pytest.raises(ValueError, match="The checkpoint has kernel_size=3 but kernel_size=5 was given"):
+    with pytest.raises(
+        ValueError, match="The checkpoint has kernel_size=3 but kernel_size=5 was given"
+    ):
         from_msrnn(state_dict, kernel_size=5, **ARGS)
 
 
 def test_not_a_checkpoint():
-    with pytest.raises(ValueError, match="Not an MS-RNN checkpoint: 'embed.conv_embed.weight' is missing"):
+    with pytest.raises(
+        ValueError, match="Not an MS-RNN checkpoint: 'embed.conv_embed.weight' is missing"
+    ):
         from_msrnn({"conv.weight": np.zeros((1, 1, 1, 1))}, **ARGS)
 
 
 def test_multi_scale_depth_other_than_six_needs_scales(state_dict):
-    shallow = {k: v for k, v in state_dict.items() if not k.startswith(("rnns.lstm.4", "rnns.lstm.5"))}
+    shallow = {
+        k: v for k, v in state_dict.items() if not k.startswith(("rnns.lstm.4", "rnns.lstm.5"))
+    }
     with pytest.raises(ValueError, match="has 4 layers; MS-RNN's scales are defined for 6"):
         from_msrnn(shallow, **ARGS)
     model = from_msrnn(shallow, scales=(1, 2, 2, 1), **ARGS)

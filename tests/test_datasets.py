@@ -27,7 +27,9 @@ def test_batches_are_context_future_pairs_in_unit_range(mnist_dir):
 
 
 def test_two_real_digits_move_at_the_standard_speed(mnist_dir):
-    data = MovingMNIST("test", data_dir=mnist_dir, batch_size=1, num_digits=1, input_length=2, output_length=2)
+    data = MovingMNIST(
+        "test", data_dir=mnist_dir, batch_size=1, num_digits=1, input_length=2, output_length=2
+    )
     frames = data.as_numpy(max_sequences=8)[..., 0]
     digits = read_idx_images(os.path.join(mnist_dir, "t10k-images-idx3-ubyte.gz"))
     rows = np.argwhere(frames.max(axis=3) > 0)
@@ -87,9 +89,13 @@ def test_reads_mnist_test_seq_layout_with_the_msrnn_split(tmp_path):
 
 
 def test_missing_and_corrupt_files_give_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"missing train-images-idx3-ubyte.gz in .*nowhere.*download=True"):
+    with pytest.raises(
+        FileNotFoundError, match=r"missing train-images-idx3-ubyte.gz in .*nowhere.*download=True"
+    ):
         MovingMNIST("train", data_dir=str(tmp_path / "nowhere"))
-    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03" + b"\x00" * 20))
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(
+        gzip.compress(b"\x00\x00\x08\x03" + b"\x00" * 20)
+    )
     with pytest.raises(ValueError, match="truncated or corrupt"):
         MovingMNIST("test", data_dir=str(tmp_path))
     (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"not gzip at all")
@@ -104,10 +110,18 @@ def test_missing_and_corrupt_files_give_clear_errors(tmp_path):
 
 def test_a_tiny_model_trains_on_moving_mnist(mnist_dir):
     data = MovingMNIST(
-        "train", data_dir=mnist_dir, batch_size=2, num_sequences=4, frame_size=32,
-        input_length=2, output_length=2, seed=0,
+        "train",
+        data_dir=mnist_dir,
+        batch_size=2,
+        num_sequences=4,
+        frame_size=32,
+        input_length=2,
+        output_length=2,
+        seed=0,
     )
-    model = keras_msrnn.MSStack(cell="convlstm", filters=2, scales=(1, 2, 1), input_length=2, output_length=2)
+    model = keras_msrnn.MSStack(
+        cell="convlstm", filters=2, scales=(1, 2, 1), input_length=2, output_length=2
+    )
     model.compile(metrics=[keras_msrnn.metrics.FrameMSE()])
     history = model.fit(data, epochs=2, verbose=0)
     losses = history.history["loss"]
@@ -128,15 +142,21 @@ def test_as_tf_dataset_yields_the_same_batches(mnist_dir):
 
 def test_frame_windows_cut_sliding_windows_from_user_frames():
     video = np.arange(12 * 4 * 4, dtype=np.float32).reshape(12, 4, 4) / (12 * 16)
-    data = keras_msrnn.datasets.FrameWindows(video, stride=3, input_length=2, output_length=3, batch_size=2)
+    data = keras_msrnn.datasets.FrameWindows(
+        video, stride=3, input_length=2, output_length=3, batch_size=2
+    )
     assert data.num_sequences == 3  # starts 0, 3, 6
     (context, future), _ = data[1]
     np.testing.assert_array_equal(context[0, :, :, :, 0], video[6:8])
     np.testing.assert_array_equal(future[0, :, :, :, 0], video[8:11])
     with pytest.raises(ValueError, match="shorter than input_length \\+ output_length = 20"):
         keras_msrnn.datasets.FrameWindows(video)
-    with pytest.raises(ValueError, match="int32 frames are read as 8-bit intensities 0..255, but they hold 0..300"):
-        keras_msrnn.datasets.FrameWindows(np.arange(30 * 16, dtype=np.int32).reshape(30, 4, 4) % 301)
+    with pytest.raises(
+        ValueError, match="int32 frames are read as 8-bit intensities 0..255, but they hold 0..300"
+    ):
+        keras_msrnn.datasets.FrameWindows(
+            np.arange(30 * 16, dtype=np.int32).reshape(30, 4, 4) % 301
+        )
 
 
 # === TaxiBJ ===
@@ -152,7 +172,8 @@ def write_taxibj(folder, days=3, seed=0, drop_last_slot_of_day=None):
     for year_index, name in enumerate(TAXIBJ_FILES):
         stamps = [
             f"201{3 + year_index}03{day + 1:02d}{slot:02d}".encode()
-            for day in range(days) for slot in range(1, 49)
+            for day in range(days)
+            for slot in range(1, 49)
             if not (day == drop_last_slot_of_day and slot == 48)
         ]
         data = rng.uniform(-5, 1000, (len(stamps), 2, 32, 32)).astype(np.float64)
@@ -164,18 +185,27 @@ def test_taxibj_protocols(tmp_path, shared_data):
     write_taxibj(str(tmp_path), drop_last_slot_of_day=1)
     shutil_copy = __import__("shutil").copy
     shutil_copy(shared_data / "taxibj" / "BJ_Holiday.txt", tmp_path)
-    openstl = keras_msrnn.datasets.TaxiBJ("train", "openstl", data_dir=str(tmp_path), test_windows=48, batch_size=4)
+    openstl = keras_msrnn.datasets.TaxiBJ(
+        "train", "openstl", data_dir=str(tmp_path), test_windows=48, batch_size=4
+    )
     (context, future), _ = openstl[0]
     assert context.shape == (4, 4, 32, 32, 2)
-    assert 0 <= openstl.frames.min() and openstl.frames[: len(openstl.frames) - 48].max() == pytest.approx(1.0)
+    assert 0 <= openstl.frames.min() and openstl.frames[
+        : len(openstl.frames) - 48
+    ].max() == pytest.approx(1.0)
     # Day 2 of each year is incomplete and dropped: 2 days x 48 slots per year.
     assert len(openstl.frames) == 4 * 2 * 48
     # Windows never span the gap between years or the dropped day.
     starts = openstl.starts
-    assert all(openstl.times[s + 7] - openstl.times[s] == 7 * (openstl.times[1] - openstl.times[0]) for s in starts)
+    assert all(
+        openstl.times[s + 7] - openstl.times[s] == 7 * (openstl.times[1] - openstl.times[0])
+        for s in starts
+    )
     test = keras_msrnn.datasets.TaxiBJ("test", "openstl", data_dir=str(tmp_path), test_windows=48)
     assert test.num_sequences == 48
-    msrnn = keras_msrnn.datasets.TaxiBJ("test", "msrnn", data_dir=str(tmp_path), test_windows=48, batch_size=2)
+    msrnn = keras_msrnn.datasets.TaxiBJ(
+        "test", "msrnn", data_dir=str(tmp_path), test_windows=48, batch_size=2
+    )
     (context, future), _ = msrnn[0]
     assert context.shape == (2, 4, 32, 32, 1)
     # Newest first: the first context frame is the last slot of the window, 8-bit quantised inflow.
@@ -186,7 +216,9 @@ def test_taxibj_protocols(tmp_path, shared_data):
 
     lines = (shared_data / "taxibj" / "BJ_Holiday.txt").read_text().split()
     assert len(msrnn.holidays) == len(set(lines))
-    assert min(msrnn.holidays) == datetime.date(2013, 1, 1) and max(msrnn.holidays) == datetime.date(2016, 6, 11)
+    assert min(msrnn.holidays) == datetime.date(2013, 1, 1) and max(
+        msrnn.holidays
+    ) == datetime.date(2016, 6, 11)
     with pytest.raises(ValueError, match="protocol"):
         keras_msrnn.datasets.TaxiBJ("train", "simvp", data_dir=str(tmp_path))
 
@@ -202,9 +234,17 @@ def test_taxibj_missing_and_bad_files(tmp_path):
 
 def test_a_tiny_model_trains_on_taxibj(tmp_path):
     write_taxibj(str(tmp_path), days=1)
-    data = keras_msrnn.datasets.TaxiBJ("train", data_dir=str(tmp_path), test_windows=8, batch_size=4,
-                                       input_length=2, output_length=2)
-    model = keras_msrnn.MSStack(cell="convlstm", filters=2, scales=(1, 2, 1), input_length=2, output_length=2)
+    data = keras_msrnn.datasets.TaxiBJ(
+        "train",
+        data_dir=str(tmp_path),
+        test_windows=8,
+        batch_size=4,
+        input_length=2,
+        output_length=2,
+    )
+    model = keras_msrnn.MSStack(
+        cell="convlstm", filters=2, scales=(1, 2, 1), input_length=2, output_length=2
+    )
     model.compile()
     assert np.isfinite(model.fit(data, epochs=1, steps_per_epoch=2, verbose=0).history["loss"][0])
 
@@ -217,7 +257,10 @@ def kth_dir(tmp_path, shared_data):
     """A KTH layout holding the real vtest.avi as a test person's walking video."""
     folder = tmp_path / "kth"
     (folder / "walking").mkdir(parents=True)
-    os.symlink(shared_data / "pedestrians_vtest" / "vtest.avi", folder / "walking" / "person17_walking_d1_uncomp.avi")
+    os.symlink(
+        shared_data / "pedestrians_vtest" / "vtest.avi",
+        folder / "walking" / "person17_walking_d1_uncomp.avi",
+    )
     return folder
 
 
@@ -250,9 +293,18 @@ def test_kth_sequence_index_and_person_split(kth_dir, shared_data):
 
 
 def test_a_tiny_model_trains_on_kth(kth_dir):
-    data = keras_msrnn.datasets.KTH("test", "msrnn", data_dir=str(kth_dir), frame_size=16, batch_size=2,
-                                    input_length=2, output_length=2)
-    model = keras_msrnn.MSStack(cell="convlstm", filters=2, scales=(1, 2, 1), input_length=2, output_length=2)
+    data = keras_msrnn.datasets.KTH(
+        "test",
+        "msrnn",
+        data_dir=str(kth_dir),
+        frame_size=16,
+        batch_size=2,
+        input_length=2,
+        output_length=2,
+    )
+    model = keras_msrnn.MSStack(
+        cell="convlstm", filters=2, scales=(1, 2, 1), input_length=2, output_length=2
+    )
     model.compile()
     assert np.isfinite(model.fit(data, epochs=1, steps_per_epoch=2, verbose=0).history["loss"][0])
 
@@ -279,15 +331,22 @@ def test_radolan_ry_reader_on_the_real_frame(shared_data, tmp_path):
 def test_germany_protocol_on_rydl_hdf5_layout(tmp_path, shared_data):
     import h5py
 
-    frame = keras_msrnn.datasets.read_radolan_ry(str(shared_data / "radolan_ry" / "raa01-ry_10000-1408102050-dwd---bin.gz"))
+    frame = keras_msrnn.datasets.read_radolan_ry(
+        str(shared_data / "radolan_ry" / "raa01-ry_10000-1408102050-dwd---bin.gz")
+    )
     start = __import__("datetime").datetime(2016, 1, 1)
-    keys = [(start + __import__("datetime").timedelta(minutes=5 * i)).strftime("%Y%m%d%H%M") for i in range(130)]
+    keys = [
+        (start + __import__("datetime").timedelta(minutes=5 * i)).strftime("%Y%m%d%H%M")
+        for i in range(130)
+    ]
     keys = ["201412312355"] + keys  # a training-year key, left out of the test split
     with h5py.File(tmp_path / "RYDL.hdf5", "w") as file:
         for index, key in enumerate(keys):
             file[key] = np.nan_to_num(frame) * ((index // 6) % 2)
     (tmp_path / "RYDL_keys.txt").write_text(repr(keys))
-    data = keras_msrnn.datasets.RadarGermany("test", data_dir=str(tmp_path), frame_size=32, batch_size=2)
+    data = keras_msrnn.datasets.RadarGermany(
+        "test", data_dir=str(tmp_path), frame_size=32, batch_size=2
+    )
     assert data.num_sequences == 130 // 60  # non-overlapping windows of 10 frames, every 6th key
     (context, future), _ = data[0]
     assert context.shape == (2, 5, 32, 32, 1)
@@ -295,25 +354,37 @@ def test_germany_protocol_on_rydl_hdf5_layout(tmp_path, shared_data):
     assert float(context[0, 0].max()) == 0.0 and float(context[0, 1].max()) > 0
     from keras_msrnn.metrics import rain_to_pixel
 
-    native = keras_msrnn.datasets.RadarGermany("test", data_dir=str(tmp_path), frame_size=900, batch_size=1)
+    native = keras_msrnn.datasets.RadarGermany(
+        "test", data_dir=str(tmp_path), frame_size=900, batch_size=1
+    )
     # The wettest pixel, 10.79 mm in 5 min = 129.5 mm/h, on the dBZ pixel scale.
-    assert float(native[0][0][0][0, 1].max()) == pytest.approx(float(rain_to_pixel(10.79 * 12, "dwd")), rel=1e-5)
+    assert float(native[0][0][0][0, 1].max()) == pytest.approx(
+        float(rain_to_pixel(10.79 * 12, "dwd")), rel=1e-5
+    )
     with pytest.raises(FileNotFoundError, match="RYDL.hdf5, RYDL_keys.txt"):
         keras_msrnn.datasets.RadarGermany(data_dir=str(tmp_path / "none"))
-    model = keras_msrnn.MSStack(cell="convlstm", filters=2, scales=(1, 2, 1), input_length=5, output_length=5)
+    model = keras_msrnn.MSStack(
+        cell="convlstm", filters=2, scales=(1, 2, 1), input_length=5, output_length=5
+    )
     model.compile()
     assert np.isfinite(model.fit(data, epochs=1, steps_per_epoch=1, verbose=0).history["loss"][0])
 
 
 @pytest.mark.parametrize("source,folder", [("knmi", "radar_knmi"), ("fmi", "radar_fmi")])
 def test_real_radar_sequences_split_by_time(source, folder, shared_data):
-    train = keras_msrnn.datasets.RadarSequences(source, "train", data_dir=str(shared_data / folder), frame_size=32)
-    test = keras_msrnn.datasets.RadarSequences(source, "test", data_dir=str(shared_data / folder), frame_size=32)
+    train = keras_msrnn.datasets.RadarSequences(
+        source, "train", data_dir=str(shared_data / folder), frame_size=32
+    )
+    test = keras_msrnn.datasets.RadarSequences(
+        source, "test", data_dir=str(shared_data / folder), frame_size=32
+    )
     assert max(train.times) < test.split_time <= min(test.times)
     (context, future), _ = test[0]
     assert context.shape[1:] == (5, 32, 32, 1)
     assert 0.0 <= float(context.min()) and 0.0 < float(context.max()) <= 1.0
     assert len(train.times) + len(test.times) == {"knmi": 92, "fmi": 80}[source]
-    model = keras_msrnn.MSStack(cell="convlstm", filters=2, scales=(1, 2, 1), input_length=5, output_length=5)
+    model = keras_msrnn.MSStack(
+        cell="convlstm", filters=2, scales=(1, 2, 1), input_length=5, output_length=5
+    )
     model.compile()
     assert np.isfinite(model.fit(train, epochs=1, steps_per_epoch=1, verbose=0).history["loss"][0])

@@ -24,7 +24,11 @@ def tiny_preset(tmp_path):
 def run_example(name, *args, env=None, cwd=None):
     result = subprocess.run(
         [sys.executable, os.path.join(EXAMPLES, name), *args],
-        capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=cwd, timeout=600,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
@@ -37,22 +41,38 @@ def test_quickstart(tiny_preset, tmp_path):
 
 
 def test_fine_tune(tiny_preset, tmp_path):
-    out = run_example("fine_tune.py", "--preset", tiny_preset, "--output", str(tmp_path / "ft"), "--batch-size", "4")
+    out = run_example(
+        "fine_tune.py",
+        "--preset",
+        tiny_preset,
+        "--output",
+        str(tmp_path / "ft"),
+        "--batch-size",
+        "4",
+    )
     assert "preset saved" in out
-    assert keras_msrnn.from_preset(str(tmp_path / "ft")).count_params() == keras_msrnn.from_preset(tiny_preset).count_params()
+    assert (
+        keras_msrnn.from_preset(str(tmp_path / "ft")).count_params()
+        == keras_msrnn.from_preset(tiny_preset).count_params()
+    )
 
 
 def test_push_to_hub_through_hf_endpoint(tiny_preset, tmp_path):
     with FakeHub() as hub:
         out = run_example(
-            "push_to_hub.py", tiny_preset, "hf://org/tiny",
+            "push_to_hub.py",
+            tiny_preset,
+            "hf://org/tiny",
             env={"HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_test", "HF_HOME": str(tmp_path / "hf")},
         )
     assert "forecasts match the local preset" in out
     assert ("POST", "/api/models/org/tiny/commit/main") in hub.requests
 
 
-@pytest.mark.skipif(os.environ.get("KERAS_BACKEND", "tensorflow") != "torch", reason="runs all backends itself; once is enough")
+@pytest.mark.skipif(
+    os.environ.get("KERAS_BACKEND", "tensorflow") != "torch",
+    reason="runs all backends itself; once is enough",
+)
 def test_switch_backends(tiny_preset):
     out = run_example("switch_backends.py", "--preset", tiny_preset)
     assert "all backends agree" in out

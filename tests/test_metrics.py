@@ -16,7 +16,9 @@ SSIM_ATOL = 1e-6
 def goldens():
     from tests.conftest import REFERENCE_DIR
 
-    return np.load(REFERENCE_DIR / "metrics.npz"), json.loads((REFERENCE_DIR / "metrics.json").read_text())
+    return np.load(REFERENCE_DIR / "metrics.npz"), json.loads(
+        (REFERENCE_DIR / "metrics.json").read_text()
+    )
 
 
 def _pair(goldens, index):
@@ -32,14 +34,25 @@ def _per_sample(goldens, index, key):
 @pytest.mark.parametrize("index", PAIRS)
 def test_per_frame_metrics_match_reference(goldens, index):
     prediction, truth = _pair(goldens, index)
-    np.testing.assert_allclose(metrics.frame_mse(truth, prediction), _per_sample(goldens, index, "mse"), rtol=1e-5)
-    np.testing.assert_allclose(metrics.frame_mae(truth, prediction), _per_sample(goldens, index, "mae"), rtol=1e-5)
-    np.testing.assert_allclose(metrics.psnr(truth, prediction), _per_sample(goldens, index, "psnr"), rtol=1e-5)
     np.testing.assert_allclose(
-        metrics.gradient_difference(truth, prediction), _per_sample(goldens, index, "gdl"), rtol=1e-5
+        metrics.frame_mse(truth, prediction), _per_sample(goldens, index, "mse"), rtol=1e-5
     )
     np.testing.assert_allclose(
-        metrics.ssim(truth, prediction), _per_sample(goldens, index, "ssim"), rtol=1e-5, atol=SSIM_ATOL
+        metrics.frame_mae(truth, prediction), _per_sample(goldens, index, "mae"), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        metrics.psnr(truth, prediction), _per_sample(goldens, index, "psnr"), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        metrics.gradient_difference(truth, prediction),
+        _per_sample(goldens, index, "gdl"),
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(
+        metrics.ssim(truth, prediction),
+        _per_sample(goldens, index, "ssim"),
+        rtol=1e-5,
+        atol=SSIM_ATOL,
     )
 
 
@@ -49,13 +62,17 @@ def test_radar_metrics_match_reference(goldens, index, convention):
     data, reference = goldens
     prediction, truth = _pair(goldens, index)
     np.testing.assert_allclose(
-        metrics.pixel_thresholds(convention), reference["conventions"][convention]["pixel_thresholds"], rtol=1e-12
+        metrics.pixel_thresholds(convention),
+        reference["conventions"][convention]["pixel_thresholds"],
+        rtol=1e-12,
     )
     weights = np.moveaxis(data[f"pair{index}/{convention}/balancing_weights"], (0, 1, 2), (1, 0, 4))
     np.testing.assert_array_equal(metrics.balancing_weights(truth, convention), weights)
     for name, function in (("b_mse", metrics.balanced_mse), ("b_mae", metrics.balanced_mae)):
         np.testing.assert_allclose(
-            function(truth, prediction, convention), _per_sample(goldens, index, f"{convention}/{name}"), rtol=1e-5
+            function(truth, prediction, convention),
+            _per_sample(goldens, index, f"{convention}/{name}"),
+            rtol=1e-5,
         )
     counts = metrics.contingency_counts(truth, prediction, convention)
     for got, name in zip(counts, ("hits", "misses", "false_alarms", "correct_negatives")):
@@ -76,11 +93,17 @@ def test_evaluation_reproduces_reference_curves_and_headline(goldens, index, con
     for name in ("ssim", "psnr", "gdl", "b_mse", "b_mae", "mse", "mae", "pod", "far", "csi", "hss"):
         expected = data[f"pair{index}/{convention}/eval/{name}"]
         np.testing.assert_allclose(
-            np.array(results["per_frame"][name], dtype=np.float64), expected, rtol=1e-5, atol=SSIM_ATOL, err_msg=name
+            np.array(results["per_frame"][name], dtype=np.float64),
+            expected,
+            rtol=1e-5,
+            atol=SSIM_ATOL,
+            err_msg=name,
         )
     order = reference["headline_vector_order"]
     headline = [results["headline"][key] for key in order]
-    np.testing.assert_allclose(headline, data[f"pair{index}/{convention}/headline_vector"], rtol=1e-5, atol=SSIM_ATOL)
+    np.testing.assert_allclose(
+        headline, data[f"pair{index}/{convention}/headline_vector"], rtol=1e-5, atol=SSIM_ATOL
+    )
 
 
 def test_future_only_slice_differs_from_all_frames(goldens):
@@ -89,7 +112,9 @@ def test_future_only_slice_differs_from_all_frames(goldens):
     evaluation.update(truth, prediction)
     future = evaluation.results(frames=slice(-3, None))
     assert len(future["per_frame"]["mse"]) == 3
-    np.testing.assert_allclose(future["per_frame"]["mse"], evaluation.results()["per_frame"]["mse"][-3:])
+    np.testing.assert_allclose(
+        future["per_frame"]["mse"], evaluation.results()["per_frame"]["mse"][-3:]
+    )
 
 
 def test_openstl_ssim_matches_skimage_formula():
@@ -132,7 +157,9 @@ def test_keras_metrics_agree_with_numpy(goldens):
     noisy = np.clip(frames + 0.1 * rng.standard_normal(frames.shape), 0, 1).astype(np.float32)
     openstl = metrics.SSIM("openstl")
     openstl.update_state(frames, noisy)
-    assert float(openstl.result()) == pytest.approx(metrics.ssim(frames, noisy, "openstl").mean(), rel=1e-5)
+    assert float(openstl.result()) == pytest.approx(
+        metrics.ssim(frames, noisy, "openstl").mean(), rel=1e-5
+    )
 
 
 def test_csi_metric_counts_over_batches(goldens):
@@ -159,7 +186,9 @@ def test_keras_metrics_honour_sample_weight():
         (metrics.SSIM(), metrics.ssim),
     ):
         metric.update_state(truth, prediction, sample_weight=[0.0, 1.0])
-        assert float(metric.result()) == pytest.approx(per_frame(truth[1:], prediction[1:]).mean(), rel=1e-5)
+        assert float(metric.result()) == pytest.approx(
+            per_frame(truth[1:], prediction[1:]).mean(), rel=1e-5
+        )
         metric.reset_state()
         frame_weights = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 2.0]])
         metric.update_state(truth, prediction, sample_weight=frame_weights)

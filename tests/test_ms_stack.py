@@ -34,13 +34,18 @@ def test_msrnn_skips_join_layer1_to_layer4_and_layer0_to_layer5():
 
 def test_layer_sizes_follow_the_scales_with_integer_division():
     model = MSStack(cell="convlstm")
-    assert model.layer_sizes(124, 124) == [(124, 124), (62, 62), (31, 31), (31, 31), (62, 62), (124, 124)]
+    assert model.layer_sizes(124, 124) == [
+        (124, 124),
+        (62, 62),
+        (31, 31),
+        (31, 31),
+        (62, 62),
+        (124, 124),
+    ]
     assert MSStack(cell="convlstm", patch_size=2).layer_sizes(64, 32)[2] == (8, 4)
 
 
-@pytest.mark.parametrize(
-    "cell, expected", [("convlstm", 1_772_737), ("predrnn", 3_594_817)]
-)
+@pytest.mark.parametrize("cell, expected", [("convlstm", 1_772_737), ("predrnn", 3_594_817)])
 def test_parameter_counts_at_msrnn_size_equal_the_reference_and_the_plain_stack(cell, expected):
     for scales in ((1, 2, 4, 4, 2, 1), (1,) * 6):
         model = MSStack(cell=cell, filters=64, scales=scales)
@@ -65,7 +70,9 @@ def test_longer_context_uses_its_last_input_length_frames():
 
 
 def test_predict_on_any_frame_size_divisible_by_the_largest_factor():
-    model = MSStack(cell="convlstm", filters=4, scales=(1, 2, 4, 4, 2, 1), input_length=2, output_length=1)
+    model = MSStack(
+        cell="convlstm", filters=4, scales=(1, 2, 4, 4, 2, 1), input_length=2, output_length=1
+    )
     assert tuple(model(frames(batch=1, time=2, size=12)).shape) == (1, 1, 12, 12, 1)
 
 
@@ -75,7 +82,11 @@ def test_predict_on_any_frame_size_divisible_by_the_largest_factor():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(cell="lstm"), "Unknown cell 'lstm'. Available cells: convlstm, mim, motionrnn, preciplstm, predrnn, predrnn++, predrnn_v2, trajgru"),
+        (
+            dict(cell="lstm"),
+            "Unknown cell 'lstm'. Available cells: convlstm, mim, motionrnn, preciplstm, predrnn, "
+            "predrnn++, predrnn_v2, trajgru",
+        ),
         (dict(cell=None), "Unknown cell None"),
         (dict(scales=(1, 3, 2, 1)), "Consecutive `scales` must divide one another"),
         (dict(scales=()), "non-empty sequence of positive int"),
@@ -113,7 +124,9 @@ def test_bad_inputs_are_rejected(inputs, message):
 def test_wrong_channels_after_build_are_rejected():
     model = MSStack(cell="predrnn", **TINY)
     model(frames(time=3))
-    with pytest.raises(ValueError, match=r"built for frames of \(height, width, channels\) = \(8, 8, 1\)"):
+    with pytest.raises(
+        ValueError, match=r"built for frames of \(height, width, channels\) = \(8, 8, 1\)"
+    ):
         model(frames(time=3, channels=2))
 
 
@@ -124,7 +137,9 @@ def test_short_future_is_rejected_in_training():
 
 
 def test_patch_size_must_divide_the_frame():
-    model = MSStack(cell="convlstm", filters=4, scales=(1,), patch_size=3, input_length=1, output_length=1)
+    model = MSStack(
+        cell="convlstm", filters=4, scales=(1,), patch_size=3, input_length=1, output_length=1
+    )
     with pytest.raises(ValueError, match="divisible by 3"):
         model(frames(time=1, size=8))
 
@@ -200,9 +215,7 @@ def test_reconstruction_loss_covers_context_frames_through_add_loss():
     model = MSStack(cell="predrnn", reconstruction_loss_weight=0.5, **TINY)
     context = frames(time=3)
     model((context, frames(time=2, seed=9)))
-    expected = 0.5 * np.mean(
-        numpy(msrnn_loss(context[:, 1:], model.rollout(context)[:, :2]))
-    )
+    expected = 0.5 * np.mean(numpy(msrnn_loss(context[:, 1:], model.rollout(context)[:, :2])))
     assert len(model.losses) == 1
     np.testing.assert_allclose(float(numpy(model.losses[0])), expected, rtol=1e-5)
 
@@ -222,7 +235,9 @@ def _bouncing_square(batch, time, size=8):
 def test_fit_evaluate_predict(cell):
     sequences = _bouncing_square(batch=8, time=5)
     context, future = sequences[:, :3], sequences[:, 3:]
-    model = MSStack(cell=cell, sampling=LinearSampling(decay_steps=20), reconstruction_loss_weight=1.0, **TINY)
+    model = MSStack(
+        cell=cell, sampling=LinearSampling(decay_steps=20), reconstruction_loss_weight=1.0, **TINY
+    )
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     before = model.evaluate((context, future), future, verbose=0)
 
@@ -246,7 +261,9 @@ def test_mixed_bfloat16_trains_without_nan():
     sequences = _bouncing_square(batch=4, time=5)
     model = MSStack(cell="predrnn", dtype="mixed_bfloat16", **TINY)
     model.compile()
-    history = model.fit((sequences[:, :3], sequences[:, 3:]), sequences[:, 3:], batch_size=2, epochs=1, verbose=0)
+    history = model.fit(
+        (sequences[:, :3], sequences[:, 3:]), sequences[:, 3:], batch_size=2, epochs=1, verbose=0
+    )
     assert model.cells[0].conv_x2h.compute_dtype == "bfloat16"
     assert all(np.isfinite(history.history["loss"]))
     assert np.all(np.isfinite(numpy(model.predict(sequences[:, :3], verbose=0)).astype("float32")))
@@ -271,34 +288,44 @@ def test_reverse_sampling_per_epoch_follows_the_msrnn_code():
         _values(schedule.feed_probabilities(15, 2, 2)), [1.0, 0.5, 0.5], rtol=1e-6
     )  # epoch 2 = start
     np.testing.assert_allclose(
-        _values(schedule.feed_probabilities(25, 2, 2)), [1.0, 1 - 0.5 * np.exp(-2.5), 0.25], rtol=1e-6
+        _values(schedule.feed_probabilities(25, 2, 2)),
+        [1.0, 1 - 0.5 * np.exp(-2.5), 0.25],
+        rtol=1e-6,
     )  # epoch 3
     assert _values(schedule.feed_probabilities(59, 2, 2)) == [1.0, 1.0, 0.0]  # epoch 6 = test time
 
 
 def test_predrnn_v2_adds_the_decoupling_loss_when_targets_are_given():
-    model = MSStack(cell="predrnn_v2", decoupling_loss_weight=0.1, decoupling_reduction="mean", **TINY)
+    model = MSStack(
+        cell="predrnn_v2", decoupling_loss_weight=0.1, decoupling_reduction="mean", **TINY
+    )
     context, future = frames(time=3), frames(time=2, seed=4)
     model(context)
     assert model.losses == []  # inference computes no loss terms
     model((context, future))
     _, raw = model.rollout(context, return_decoupling=True)
     assert tuple(raw.shape) == (4, 3, 2, 4)
-    np.testing.assert_allclose(float(numpy(model.losses[0])), 0.1 * float(np.mean(numpy(raw))), rtol=1e-5)
+    np.testing.assert_allclose(
+        float(numpy(model.losses[0])), 0.1 * float(np.mean(numpy(raw))), rtol=1e-5
+    )
 
 
 def test_predrnn_v2_trains_with_reverse_sampling():
     sequences = _bouncing_square(batch=4, time=5)
     model = MSStack(cell="predrnn_v2", sampling=ReverseSampling(1, 3, 1.0), **TINY)
     model.compile()
-    history = model.fit((sequences[:, :3], sequences[:, 3:]), sequences[:, 3:], batch_size=2, epochs=2, verbose=0)
+    history = model.fit(
+        (sequences[:, :3], sequences[:, 3:]), sequences[:, 3:], batch_size=2, epochs=2, verbose=0
+    )
     assert all(np.isfinite(history.history["loss"]))
     assert int(numpy(model.sampling_step)) == 4
 
 
 def test_ms_motionrnn_runs_on_odd_layer_sizes():
     # 20x20 frames give 5x5 layers, odd like the 31x31 layers of 124x124 radar.
-    model = MSStack(cell="motionrnn", filters=4, scales=(1, 2, 4, 4, 2, 1), input_length=2, output_length=1)
+    model = MSStack(
+        cell="motionrnn", filters=4, scales=(1, 2, 4, 4, 2, 1), input_length=2, output_length=1
+    )
     forecast = numpy(model(frames(batch=1, time=2, size=20)))
     assert forecast.shape == (1, 1, 20, 20, 1) and np.all(np.isfinite(forecast))
 
@@ -319,10 +346,21 @@ def test_motionrnn_samples_are_independent_unless_reproducing_the_reference(quir
 @pytest.mark.parametrize(
     "options",
     [
-        {"cell": "trajgru", "cell_config": {"links": 3}, "kernel_size": 5, "patch_size": 2, "seed": 7,
-         "sampling": keras_msrnn.models.LinearSampling(decay_steps=50), "reconstruction_loss_weight": 0.5},
-        {"cell": "predrnn_v2", "decoupling_loss_weight": 0.1, "decoupling_reduction": "mean",
-         "sampling": keras_msrnn.models.EpochReverseSampling(epochs=6, steps_per_epoch=10)},
+        {
+            "cell": "trajgru",
+            "cell_config": {"links": 3},
+            "kernel_size": 5,
+            "patch_size": 2,
+            "seed": 7,
+            "sampling": keras_msrnn.models.LinearSampling(decay_steps=50),
+            "reconstruction_loss_weight": 0.5,
+        },
+        {
+            "cell": "predrnn_v2",
+            "decoupling_loss_weight": 0.1,
+            "decoupling_reduction": "mean",
+            "sampling": keras_msrnn.models.EpochReverseSampling(epochs=6, steps_per_epoch=10),
+        },
     ],
     ids=["trajgru", "predrnn_v2"],
 )

@@ -79,9 +79,13 @@ def test_warp_matches_the_reference_with_gradients(reference_dir, case):
     images, flows = _nhwc(golden[f"{case}/input"]), _nhwc(golden[f"{case}/flow"])
     cotangent = ops.convert_to_tensor(_nhwc(golden[f"{case}/cotangent"]))
 
-    np.testing.assert_allclose(ops.convert_to_numpy(warp(images, flows)), _nhwc(golden[f"{case}/output"]), atol=1e-5)
     np.testing.assert_allclose(
-        ops.convert_to_numpy(warp(images, np.zeros_like(flows))), _nhwc(golden[f"{case}/output_zero_flow"]), atol=1e-6
+        ops.convert_to_numpy(warp(images, flows)), _nhwc(golden[f"{case}/output"]), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(warp(images, np.zeros_like(flows))),
+        _nhwc(golden[f"{case}/output_zero_flow"]),
+        atol=1e-6,
     )
     image_var, flow_var = keras.Variable(images), keras.Variable(flows)
     grad_images, grad_flows = gradients(
@@ -93,10 +97,17 @@ def test_warp_matches_the_reference_with_gradients(reference_dir, case):
 
 def test_warp_with_several_flows_equals_separate_warps():
     rng = np.random.default_rng(4)
-    images, flows = rng.random((2, 5, 6, 3), "float32"), rng.normal(size=(2, 5, 6, 4, 2)).astype("float32")
+    images, flows = (
+        rng.random((2, 5, 6, 3), "float32"),
+        rng.normal(size=(2, 5, 6, 4, 2)).astype("float32"),
+    )
     together = ops.convert_to_numpy(warp(images, flows))
     for link in range(4):
-        np.testing.assert_allclose(together[:, :, :, link], ops.convert_to_numpy(warp(images, flows[:, :, :, link])), atol=1e-6)
+        np.testing.assert_allclose(
+            together[:, :, :, link],
+            ops.convert_to_numpy(warp(images, flows[:, :, :, link])),
+            atol=1e-6,
+        )
 
 
 def test_warp_rejects_single_pixel_axes():
@@ -109,7 +120,10 @@ def test_local_attention_matches_the_reference_with_gradients(reference_dir, cas
     golden = np.load(reference_dir / "ops.npz")
     x = _nhwc(golden[f"{case}/x"])
     window = {"la3": 5, "la4": 4}.get(case, 30)
-    projections = [golden[f"{case}/conv{i}_weight_{n}"][:, :, 0, 0].T for i, n in ((1, "q"), (2, "k"), (3, "v"))]
+    projections = [
+        golden[f"{case}/conv{i}_weight_{n}"][:, :, 0, 0].T
+        for i, n in ((1, "q"), (2, "k"), (3, "v"))
+    ]
     cotangent = ops.convert_to_tensor(_nhwc(golden[f"{case}/cotangent"]))
     x_var = keras.Variable(x)
 
@@ -117,11 +131,15 @@ def test_local_attention_matches_the_reference_with_gradients(reference_dir, cas
         q, k, v = (ops.matmul(x_var.value, ops.convert_to_tensor(w)) for w in projections)
         return local_attention(q, k, v, window)
 
-    np.testing.assert_allclose(ops.convert_to_numpy(attend()), _nhwc(golden[f"{case}/output"]), atol=1e-5)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(attend()), _nhwc(golden[f"{case}/output"]), atol=1e-5
+    )
     if f"{case}/scores" in golden:
         q, k = (ops.matmul(x, w) for w in projections[:2])
         np.testing.assert_allclose(
-            ops.convert_to_numpy(local_attention_scores(q, k, window)), golden[f"{case}/scores"], atol=1e-5
+            ops.convert_to_numpy(local_attention_scores(q, k, window)),
+            golden[f"{case}/scores"],
+            atol=1e-5,
         )
     (grad_x,) = gradients(lambda: ops.sum(attend() * cotangent), [x_var])
     np.testing.assert_allclose(grad_x, _nhwc(golden[f"{case}/grad_x"]), atol=1e-5)
@@ -143,14 +161,21 @@ def test_remat_keeps_values_and_gradients():
         # Chained calls sharing an input, as the local attention's row calls.
         return ops.sum(function(function(x.value, y.value), y.value) ** 2)
 
-    np.testing.assert_allclose(ops.convert_to_numpy(loss(rematerialised)), ops.convert_to_numpy(loss(_sine_product)), rtol=1e-6)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(loss(rematerialised)),
+        ops.convert_to_numpy(loss(_sine_product)),
+        rtol=1e-6,
+    )
     for remat_grad, plain_grad in zip(
-        gradients(lambda: loss(rematerialised), [x, y]), gradients(lambda: loss(_sine_product), [x, y])
+        gradients(lambda: loss(rematerialised), [x, y]),
+        gradients(lambda: loss(_sine_product), [x, y]),
     ):
         np.testing.assert_allclose(remat_grad, plain_grad, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="graph-mode gradient of the TensorFlow remat")
+@pytest.mark.skipif(
+    keras.config.backend() != "tensorflow", reason="graph-mode gradient of the TensorFlow remat"
+)
 def test_tensorflow_remat_gradient_inside_a_traced_function():
     import tensorflow as tf
 
@@ -165,5 +190,7 @@ def test_tensorflow_remat_gradient_inside_a_traced_function():
         return tape.gradient(loss, x)
 
     np.testing.assert_allclose(
-        tf.function(lambda: gradient(remat(_sine_product)))().numpy(), gradient(_sine_product).numpy(), rtol=1e-5
+        tf.function(lambda: gradient(remat(_sine_product)))().numpy(),
+        gradient(_sine_product).numpy(),
+        rtol=1e-5,
     )

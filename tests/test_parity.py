@@ -20,7 +20,9 @@ def _rollout_and_loss(model, reference, frames, probabilities):
     else:
         predictions, raw = model.rollout(frames, probabilities, return_decoupling=True)
         decoupling = model.decoupling_loss(raw)
-    loss = ops.mean(msrnn_loss(frames[:, 1:], predictions)) + reference.decoupling_weight * decoupling
+    loss = (
+        ops.mean(msrnn_loss(frames[:, 1:], predictions)) + reference.decoupling_weight * decoupling
+    )
     return predictions, loss
 
 
@@ -62,7 +64,9 @@ def test_free_running_forecast_is_the_call_output(reference_dir, name):
     run = _run(reference_dir, name)
     model, frames = run["model"], run["reference"]["input_nhwc"]
     forecast = ops.convert_to_numpy(model(frames[:, : model.input_length]))
-    np.testing.assert_allclose(forecast, run["test"][:, model.input_length - 1 :], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        forecast, run["test"][:, model.input_length - 1 :], rtol=0, atol=1e-6
+    )
 
 
 def test_losses(reference_dir, name):
@@ -71,8 +75,12 @@ def test_losses(reference_dir, name):
     targets = reference["input_nhwc"][:, 1:]
     for mode in ("test", "tf"):
         np.testing.assert_allclose(run[f"loss_{mode}"], reference[f"loss_{mode}"], rtol=1e-5)
-        np.testing.assert_allclose(_mean(frame_mse(targets, run[mode])), reference[f"mse_{mode}"], rtol=1e-5)
-        np.testing.assert_allclose(_mean(frame_mae(targets, run[mode])), reference[f"mae_{mode}"], rtol=1e-5)
+        np.testing.assert_allclose(
+            _mean(frame_mse(targets, run[mode])), reference[f"mse_{mode}"], rtol=1e-5
+        )
+        np.testing.assert_allclose(
+            _mean(frame_mae(targets, run[mode])), reference[f"mae_{mode}"], rtol=1e-5
+        )
 
 
 def test_parameter_count(reference_dir, name):
@@ -114,5 +122,7 @@ def test_decoupling_terms(reference_dir, name):
             ops.convert_to_numpy(raw), reference[f"decouple_raw_{mode}"], rtol=1e-4, atol=1e-6
         )
         np.testing.assert_allclose(
-            float(ops.convert_to_numpy(model.decoupling_loss(raw))), reference[f"decouple_{mode}"], rtol=1e-5
+            float(ops.convert_to_numpy(model.decoupling_loss(raw))),
+            reference[f"decouple_{mode}"],
+            rtol=1e-5,
         )

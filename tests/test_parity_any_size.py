@@ -14,7 +14,7 @@ from keras_msrnn.convert import from_msrnn
 from tests.reference_cases import REFERENCE_MODELS, REFERENCE_OPTIONS, Reference
 
 torch = pytest.importorskip("torch")
-from tests.torch_reference import CELLS, Model
+from tests.torch_reference import CELLS, Model  # noqa: E402 - needs torch
 
 SIZES = {
     # name: (layers, multi_scale, filters, kernel, channels, height, width, in, out, batch)
@@ -38,22 +38,34 @@ def _torch_frames(frames):
 
 
 @pytest.mark.skipif(
-    keras.config.backend() != "torch", reason="pure PyTorch, independent of the Keras backend: checked once"
+    keras.config.backend() != "torch",
+    reason="pure PyTorch, independent of the Keras backend: checked once",
 )
 @pytest.mark.parametrize("name", TRANSCRIBED)
 def test_the_transcription_reproduces_the_goldens(reference_dir, name):
     reference = Reference(reference_dir, name)
     config = reference.config
     model = Model(
-        reference.cell, config["hidden_channels"], config["kernel_size"], config["channels"],
-        config["layers"], reference.multi_scale,
+        reference.cell,
+        config["hidden_channels"],
+        config["kernel_size"],
+        config["channels"],
+        config["layers"],
+        reference.multi_scale,
     )
-    model.load_state_dict({k: torch.from_numpy(v) for k, v in reference.state_dict.items()}, strict=True)
+    model.load_state_dict(
+        {k: torch.from_numpy(v) for k, v in reference.state_dict.items()}, strict=True
+    )
     for mode, teacher_forcing in (("test", False), ("tf", True)):
         with torch.no_grad():
-            outputs = model(_torch_frames(reference["input_nhwc"]), config["in_len"], teacher_forcing)
+            outputs = model(
+                _torch_frames(reference["input_nhwc"]), config["in_len"], teacher_forcing
+            )
         np.testing.assert_allclose(
-            outputs.permute(1, 0, 3, 4, 2).numpy(), reference[f"output_{mode}_nhwc"], rtol=0, atol=1e-5
+            outputs.permute(1, 0, 3, 4, 2).numpy(),
+            reference[f"output_{mode}_nhwc"],
+            rtol=0,
+            atol=1e-5,
         )
 
 
@@ -69,7 +81,9 @@ def test_outputs_match_the_pytorch_reference(cell, size):
         for name, parameter in reference.named_parameters():
             if name.startswith("rnns.") and parameter.ndim == 4:
                 parameter.mul_(3.0)  # keep the signal alive through the stack, as the goldens do
-    frames = np.random.default_rng(1).random((batch, t_in + t_out, height, width, channels), "float32")
+    frames = np.random.default_rng(1).random(
+        (batch, t_in + t_out, height, width, channels), "float32"
+    )
     model = from_msrnn(
         {k: v.detach().numpy() for k, v in reference.state_dict().items()},
         cell=cell,
@@ -83,7 +97,11 @@ def test_outputs_match_the_pytorch_reference(cell, size):
     assert model.count_params() == sum(p.numel() for p in reference.parameters())
     for teacher_forcing in (False, True):
         with torch.no_grad():
-            expected = reference(_torch_frames(frames), t_in, teacher_forcing).permute(1, 0, 3, 4, 2).numpy()
+            expected = (
+                reference(_torch_frames(frames), t_in, teacher_forcing)
+                .permute(1, 0, 3, 4, 2)
+                .numpy()
+            )
         probabilities = [1.0] * (t_in + t_out - 1) if teacher_forcing else None
         if cell == "predrnn_v2":
             actual, decoupling = model.rollout(frames, probabilities, return_decoupling=True)

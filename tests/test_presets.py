@@ -26,13 +26,20 @@ def forecast(model):
 @pytest.fixture
 def preset_dir(tmp_path):
     model = tiny_model()
-    model.save_to_preset(str(tmp_path / "preset"), {"dataset": "moving_mnist", "description": "tiny"})
+    model.save_to_preset(
+        str(tmp_path / "preset"), {"dataset": "moving_mnist", "description": "tiny"}
+    )
     return tmp_path / "preset", forecast(model)
 
 
 def test_save_and_load_local_preset(preset_dir):
     folder, expected = preset_dir
-    assert sorted(os.listdir(folder)) == ["README.md", "config.json", "metadata.json", "model.weights.h5"]
+    assert sorted(os.listdir(folder)) == [
+        "README.md",
+        "config.json",
+        "metadata.json",
+        "model.weights.h5",
+    ]
     metadata = json.loads((folder / "metadata.json").read_text())
     assert metadata["format_version"] == FORMAT_VERSION
     assert metadata["parameter_count"] == tiny_model().count_params()
@@ -40,7 +47,9 @@ def test_save_and_load_local_preset(preset_dir):
     model = keras_msrnn.from_preset(str(folder))
     np.testing.assert_allclose(forecast(model), expected, atol=1e-6)
     assert model.preset_metadata["dataset"] == "moving_mnist"
-    assert keras_msrnn.MSStack.from_preset(str(folder)).count_params() == metadata["parameter_count"]
+    assert (
+        keras_msrnn.MSStack.from_preset(str(folder)).count_params() == metadata["parameter_count"]
+    )
     card = (folder / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: keras-msrnn\n")
     assert "- moving_mnist" in card
@@ -56,14 +65,19 @@ def test_preset_weights_leave_the_optimizer_out(tmp_path):
     with h5py.File(tmp_path / "trained" / "model.weights.h5") as file:
         assert "optimizer" not in file
     assert model.optimizer is not None
-    np.testing.assert_allclose(forecast(keras_msrnn.from_preset(str(tmp_path / "trained"))), forecast(model), atol=1e-6)
+    np.testing.assert_allclose(
+        forecast(keras_msrnn.from_preset(str(tmp_path / "trained"))), forecast(model), atol=1e-6
+    )
 
 
 def test_overrides_apply_and_wrong_shapes_fail_clearly(preset_dir):
     folder, _ = preset_dir
     longer = keras_msrnn.from_preset(str(folder), output_length=4)
     assert forecast(longer).shape == (1, 4, 8, 8, 1)
-    with pytest.raises(PresetError, match=r"model.weights.h5 does not match the model with overrides \{'filters': 8\}"):
+    with pytest.raises(
+        PresetError,
+        match=r"model.weights.h5 does not match the model with overrides \{'filters': 8\}",
+    ):
         keras_msrnn.from_preset(str(folder), filters=8)
     untrained = keras_msrnn.from_preset(str(folder), load_weights=False)
     assert untrained.count_params() == longer.count_params()
@@ -131,7 +145,9 @@ def test_corrupt_preset_on_the_hub_is_evicted_from_the_cache(preset_dir, hub, tm
     from tests.hub_server import Repository
 
     hub.repos["org/broken"] = Repository()
-    hub.repos["org/broken"].commit("main", {p.name: p.read_bytes() for p in folder.iterdir()}, "broken")
+    hub.repos["org/broken"].commit(
+        "main", {p.name: p.read_bytes() for p in folder.iterdir()}, "broken"
+    )
     cache = tmp_path / "cache"
     with pytest.raises(PresetError, match="'hf://org/broken': config.json is not valid JSON"):
         keras_msrnn.from_preset("hf://org/broken", cache_dir=str(cache))
@@ -167,7 +183,14 @@ def test_offline_mode_loads_from_a_prepared_cache(preset_dir, tmp_path, monkeypa
 
 @pytest.mark.parametrize(
     "handle",
-    ["hf://../etc/passwd", "hf://org/name/../../x", "hf://org", "hf://org/na me", "hf://org/name@../x", "hf:///abs/path"],
+    [
+        "hf://../etc/passwd",
+        "hf://org/name/../../x",
+        "hf://org",
+        "hf://org/na me",
+        "hf://org/name@../x",
+        "hf:///abs/path",
+    ],
 )
 def test_handles_that_escape_are_rejected(handle):
     with pytest.raises(PresetError, match="Invalid"):
@@ -211,7 +234,11 @@ def test_bad_presets_fail_with_the_preset_and_the_problem(preset_dir):
 def test_loading_never_runs_foreign_code(preset_dir):
     folder, _ = preset_dir
     config = json.loads((folder / "config.json").read_text())
-    config["config"]["sampling"] = {"module": "os", "class_name": "system", "config": {"command": "echo owned"}}
+    config["config"]["sampling"] = {
+        "module": "os",
+        "class_name": "system",
+        "config": {"command": "echo owned"},
+    }
     (folder / "config.json").write_text(json.dumps(config))
     with pytest.raises(PresetError, match="'os.system', which is neither a keras_msrnn class"):
         keras_msrnn.from_preset(str(folder))

@@ -17,7 +17,9 @@ TINY = dict(filters=4, scales=(1, 2, 1), input_length=3, output_length=2)
 def _trained_model(cell):
     rng = np.random.default_rng(0)
     context, future = rng.random((2, 3, 8, 8, 1), "float32"), rng.random((2, 2, 8, 8, 1), "float32")
-    model = MSStack(cell=cell, sampling=LinearSampling(decay_steps=50), reconstruction_loss_weight=0.5, **TINY)
+    model = MSStack(
+        cell=cell, sampling=LinearSampling(decay_steps=50), reconstruction_loss_weight=0.5, **TINY
+    )
     model.compile()
     model.fit((context, future), future, epochs=1, batch_size=2, verbose=0)
     return model, context

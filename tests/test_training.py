@@ -17,12 +17,22 @@ def tiny_recipe(steps=4):
     return {
         "name": "tiny",
         "model": {
-            "cell": "convlstm", "filters": 2, "scales": [1, 2, 1], "input_length": 2, "output_length": 2,
+            "cell": "convlstm",
+            "filters": 2,
+            "scales": [1, 2, 1],
+            "input_length": 2,
+            "output_length": 2,
             "sampling": {"class_name": "LinearSampling", "config": {"decay_steps": 4}},
         },
-        "dataset": {"class_name": "MovingMNIST", "config": {"frame_size": 32}},
-        "training": {"batch_size": 2, "steps": steps, "steps_per_epoch": 2, "learning_rate": 0.01,
-                     "final_learning_rate": 0.001, "seed": 3},
+        "dataset": {"name": "moving_mnist", "config": {"frame_size": 32}},
+        "training": {
+            "batch_size": 2,
+            "steps": steps,
+            "steps_per_epoch": 2,
+            "learning_rate": 0.01,
+            "final_learning_rate": 0.001,
+            "seed": 3,
+        },
         "evaluation": {"num_sequences": 2, "batch_size": 2},
     }
 
@@ -30,7 +40,11 @@ def tiny_recipe(steps=4):
 def resumable_state(model):
     """Every variable a resumed run depends on, as numpy arrays by group."""
     groups = checkpoint.checkpoint_variables(model)
-    return {name: [np.asarray(v) for v in variables] for name, variables in groups.items() if name != "metrics"}
+    return {
+        name: [np.asarray(v) for v in variables]
+        for name, variables in groups.items()
+        if name != "metrics"
+    }
 
 
 def read_log(workdir):
@@ -63,7 +77,9 @@ def test_a_run_stopped_after_every_step_equals_an_uninterrupted_one(tmp_path, sh
     assert state["steps_done"] == 4 and state["finished"] and state["epochs_done"] == 2
 
 
-def test_a_finished_run_says_so_and_continues_when_the_recipe_asks_for_more(tmp_path, shared_data, capsys):
+def test_a_finished_run_says_so_and_continues_when_the_recipe_asks_for_more(
+    tmp_path, shared_data, capsys
+):
     data_dir, workdir = str(shared_data / "mnist"), str(tmp_path / "run")
     training.train(tiny_recipe(), workdir, data_dir, verbose=0)
     with open(os.path.join(workdir, "checkpoint.npz"), "rb") as file:
@@ -84,11 +100,15 @@ def test_a_checkpoint_of_another_recipe_is_refused_by_name(tmp_path, shared_data
     other = tiny_recipe()
     other["model"]["filters"] = 3
     other["training"]["seed"] = 4
-    with pytest.raises(training.CheckpointError, match=r"different recipe \(model.filters, training.seed changed\)"):
+    with pytest.raises(
+        training.CheckpointError, match=r"different recipe \(model.filters, training.seed changed\)"
+    ):
         training.train(other, workdir, data_dir, verbose=0)
 
 
-def test_a_write_interrupted_before_the_rename_keeps_the_previous_checkpoint(tmp_path, shared_data, monkeypatch):
+def test_a_write_interrupted_before_the_rename_keeps_the_previous_checkpoint(
+    tmp_path, shared_data, monkeypatch
+):
     data_dir, workdir = str(shared_data / "mnist"), str(tmp_path / "run")
     training.train(tiny_recipe(), workdir, data_dir, max_minutes=0, verbose=0)
     path = os.path.join(workdir, "checkpoint.npz")
@@ -102,10 +122,22 @@ def test_a_write_interrupted_before_the_rename_keeps_the_previous_checkpoint(tmp
         training.train(tiny_recipe(), workdir, data_dir, max_minutes=0, verbose=0)
     monkeypatch.undo()
     assert checkpoint.read_checkpoint_state(path)["step"] == 1
-    assert sorted(os.listdir(workdir)) == ["checkpoint.npz", "log.csv", "model.keras", "training_state.json"]
-    (tmp_path / "run" / f".checkpoint.123{checkpoint._TEMPORARY}.npz").write_bytes(b"left by kill -9")
+    assert sorted(os.listdir(workdir)) == [
+        "checkpoint.npz",
+        "log.csv",
+        "model.keras",
+        "training_state.json",
+    ]
+    (tmp_path / "run" / f".checkpoint.123{checkpoint._TEMPORARY}.npz").write_bytes(
+        b"left by kill -9"
+    )
     assert training.train(tiny_recipe(), workdir, data_dir, verbose=0).step == 4
-    assert sorted(os.listdir(workdir)) == ["checkpoint.npz", "log.csv", "model.keras", "training_state.json"]
+    assert sorted(os.listdir(workdir)) == [
+        "checkpoint.npz",
+        "log.csv",
+        "model.keras",
+        "training_state.json",
+    ]
 
 
 def test_a_torn_checkpoint_is_named(tmp_path):
@@ -118,12 +150,16 @@ def test_a_torn_checkpoint_is_named(tmp_path):
 def test_training_exports_a_preset(tmp_path, shared_data):
     workdir, data_dir = str(tmp_path / "run"), str(shared_data / "mnist")
     result = training.train(tiny_recipe(), workdir, data_dir, verbose=0)
-    metadata = training.export_preset(result.model, tiny_recipe(), workdir, str(tmp_path / "preset"), data_dir, verbose=False)
+    metadata = training.export_preset(
+        result.model, tiny_recipe(), workdir, str(tmp_path / "preset"), data_dir, verbose=False
+    )
     assert metadata["training"]["steps"] == 4
     assert set(metadata["metrics"]["future_frames"]) == {"mse", "mae", "ssim", "psnr"}
     loaded = keras_msrnn.from_preset(str(tmp_path / "preset"))
     frames = np.random.default_rng(0).random((1, 2, 32, 32, 1)).astype("float32")
-    np.testing.assert_allclose(loaded.predict(frames, verbose=0), result.model.predict(frames, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(
+        loaded.predict(frames, verbose=0), result.model.predict(frames, verbose=0), atol=1e-5
+    )
 
 
 def test_bad_recipes_are_named(tmp_path):
@@ -136,43 +172,71 @@ def test_bad_recipes_are_named(tmp_path):
         training.load_recipe({"name": "x", "model": {}})
     recipe = tiny_recipe()
     recipe["training"]["steps"] = 5
-    with pytest.raises(ValueError, match=r"training.steps \(5\) must be a multiple of training.steps_per_epoch \(2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"training.steps \(5\) must be a multiple of training.steps_per_epoch \(2\)",
+    ):
         training.load_recipe(recipe)
     recipe = tiny_recipe()
-    recipe["dataset"]["class_name"] = "Nope"
+    recipe["dataset"]["name"] = "Nope"
     with pytest.raises(ValueError, match="Unknown dataset 'Nope'"):
         training.make_dataset(recipe, "train")
 
 
 @pytest.mark.large
-def test_sigterm_and_kill_9_leave_a_run_that_resumes_to_the_uninterrupted_result(tmp_path, shared_data):
+def test_sigterm_and_kill_9_leave_a_run_that_resumes_to_the_uninterrupted_result(
+    tmp_path, shared_data
+):
     recipe_path = tmp_path / "recipe.json"
     recipe_path.write_text(json.dumps(tiny_recipe(steps=400)))
     workdir = tmp_path / "run"
     command = [
-        sys.executable, "-m", "keras_msrnn.cli", "train", str(recipe_path), "--workdir", str(workdir),
-        "--data-dir", str(shared_data / "mnist"), "--checkpoint-minutes", "0", "--verbose", "0",
+        sys.executable,
+        "-m",
+        "keras_msrnn.cli",
+        "train",
+        str(recipe_path),
+        "--workdir",
+        str(workdir),
+        "--data-dir",
+        str(shared_data / "mnist"),
+        "--checkpoint-minutes",
+        "0",
+        "--verbose",
+        "0",
     ]
     state_path = workdir / "checkpoint.npz"
 
     def start_and_wait_for_progress():
-        before = checkpoint.read_checkpoint_state(str(state_path))["step"] if state_path.exists() else 0
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        before = (
+            checkpoint.read_checkpoint_state(str(state_path))["step"] if state_path.exists() else 0
+        )
+        process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and process.poll() is None:
             time.sleep(0.2)
-            if state_path.exists() and checkpoint.read_checkpoint_state(str(state_path))["step"] > before + 2:
+            if (
+                state_path.exists()
+                and checkpoint.read_checkpoint_state(str(state_path))["step"] > before + 2
+            ):
                 return process
         process.kill()
         out, err = process.communicate()
-        pytest.fail(f"training made no progress from step {before} (exit {process.returncode}): {out} {err[-2000:]}")
+        pytest.fail(
+            f"training made no progress from step {before} (exit {process.returncode}): {out} "
+            f"{err[-2000:]}"
+        )
 
     process = start_and_wait_for_progress()
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 143, err
     assert "Traceback" not in err
-    assert out.strip().startswith("stopped by SIGTERM at step ") and out.strip().endswith("to resume")
+    assert out.strip().startswith("stopped by SIGTERM at step ") and out.strip().endswith(
+        "to resume"
+    )
     for _ in range(3):  # kill -9 at checkpoint writes (one is written after every step)
         process = start_and_wait_for_progress()
         process.kill()
@@ -180,10 +244,16 @@ def test_sigterm_and_kill_9_leave_a_run_that_resumes_to_the_uninterrupted_result
         checkpoint.read_checkpoint_state(str(state_path))  # never torn
     finished = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr
-    result = training.train(tiny_recipe(steps=400), str(workdir), str(shared_data / "mnist"), verbose=0)
+    result = training.train(
+        tiny_recipe(steps=400), str(workdir), str(shared_data / "mnist"), verbose=0
+    )
     assert result.finished
-    whole = training.train(tiny_recipe(steps=400), str(tmp_path / "whole"), str(shared_data / "mnist"), verbose=0)
+    whole = training.train(
+        tiny_recipe(steps=400), str(tmp_path / "whole"), str(shared_data / "mnist"), verbose=0
+    )
     for group, values in resumable_state(whole.model).items():
         for want, got in zip(values, resumable_state(result.model)[group]):
             np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6, err_msg=group)
-    assert [row[:2] for row in read_log(str(workdir))[1]] == [[epoch, 2 * epoch + 2] for epoch in range(200)]
+    assert [row[:2] for row in read_log(str(workdir))[1]] == [
+        [epoch, 2 * epoch + 2] for epoch in range(200)
+    ]

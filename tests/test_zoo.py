@@ -12,13 +12,21 @@ from keras_msrnn.presets import PresetError, registry
 HERE = os.path.dirname(__file__)
 SAMPLE = os.path.join(HERE, "..", "examples", "data", "moving_mnist_test_0.npy")
 FORECASTS = os.path.join(HERE, "data", "zoo")
-TRAINED = [name for name in recipes.preset_names() if registry.locate(name)[0] in ("bundled", "repository")]
+TRAINED = [
+    name for name in recipes.preset_names() if registry.locate(name)[0] in ("bundled", "repository")
+]
 
 
 def test_sixty_four_names_in_one_scheme():
     names = recipes.preset_names()
     assert len(names) == len(set(names)) == 64
-    for name in ("ms-predrnn-mnist", "predrnn-mnist", "ms-trajgru-radar-dwd", "predrnn-v2-kth", "ms-predrnn-pp-taxibj"):
+    for name in (
+        "ms-predrnn-mnist",
+        "predrnn-mnist",
+        "ms-trajgru-radar-dwd",
+        "predrnn-v2-kth",
+        "ms-predrnn-pp-taxibj",
+    ):
         assert name in names
     assert recipes.parse_name("ms-predrnn-v2-kth") == ("predrnn-v2", "kth", True)
     assert recipes.parse_name("predrnn-kth-cpu") is None
@@ -33,7 +41,9 @@ def test_every_name_has_a_status_and_a_recipe_that_builds():
         assert entry["train_command"].startswith(f"keras-msrnn train {name}")
         recipe = training.load_recipe(name)
         assert recipe["model"]["cell"] == recipes.CELLS[entry["cell"]]
-        assert recipe["model"]["scales"] == (recipes.MS_SCALES if entry["multi_scale"] else recipes.PLAIN_SCALES)
+        assert recipe["model"]["scales"] == (
+            recipes.MS_SCALES if entry["multi_scale"] else recipes.PLAIN_SCALES
+        )
     assert presets["ms-predrnn-mnist-cpu"]["alias_of"] == "ms-predrnn-mnist"
 
 
@@ -45,9 +55,13 @@ def test_protocol_recipes_follow_msrnn():
     assert recipe["model"]["sampling"]["config"]["decay_steps"] == 35000
     v2 = training.load_recipe("predrnn-v2-radar-dwd")
     assert v2["model"]["sampling"] == {
-        "class_name": "EpochReverseSampling", "config": {"epochs": 16, "steps_per_epoch": 3900}
+        "class_name": "EpochReverseSampling",
+        "config": {"epochs": 16, "steps_per_epoch": 3900},
     }
-    cpu, ms_cpu = training.load_recipe("predrnn-mnist", "cpu"), training.load_recipe("ms-predrnn-mnist", "cpu")
+    cpu, ms_cpu = (
+        training.load_recipe("predrnn-mnist", "cpu"),
+        training.load_recipe("ms-predrnn-mnist", "cpu"),
+    )
     assert {k: v for k, v in cpu["model"].items() if k != "scales"} == {
         k: v for k, v in ms_cpu["model"].items() if k != "scales"
     }
@@ -57,8 +71,11 @@ def test_protocol_recipes_follow_msrnn():
 
 
 def test_a_recipe_only_name_says_how_to_train_it():
-    with pytest.raises(PresetError, match=r"'predrnn-kth' has no weights yet \(recipe only\); train it with: "
-                                          r"keras-msrnn train predrnn-kth --data-dir"):
+    with pytest.raises(
+        PresetError,
+        match=r"'predrnn-kth' has no weights yet \(recipe only\); train it with: "
+        r"keras-msrnn train predrnn-kth --data-dir",
+    ):
         keras_msrnn.from_preset("predrnn-kth")
 
 
@@ -72,7 +89,9 @@ def test_trained_presets_reproduce_their_forecast(name):
     model = keras_msrnn.from_preset(name)
     assert model.preset_metadata["name"] == name
     assert model.preset_metadata["metrics"]["test_sequences"] >= 1000
-    context = np.load(SAMPLE)[None, : model.input_length, :, :, None].astype("float32") / np.float32(255)
+    context = np.load(SAMPLE)[None, : model.input_length, :, :, None].astype(
+        "float32"
+    ) / np.float32(255)
     forecast = np.asarray(model(context))[0]
     np.testing.assert_allclose(forecast, np.load(os.path.join(FORECASTS, f"{name}.npy")), atol=1e-4)
     _, folder = registry.locate(name)
@@ -83,8 +102,10 @@ def test_trained_presets_reproduce_their_forecast(name):
 def test_the_repository_zoo_fits_its_budget():
     total = sum(
         os.path.getsize(os.path.join(root, f))
-        for base in (registry.BUILTIN_DIR, registry.REPOSITORY_DIR) if os.path.isdir(base)
-        for root, _, files in os.walk(base) for f in files
+        for base in (registry.BUILTIN_DIR, registry.REPOSITORY_DIR)
+        if os.path.isdir(base)
+        for root, _, files in os.walk(base)
+        for f in files
     )
     assert total <= 80 * 2**20
 

@@ -128,8 +128,12 @@ class MIM(Cell):
         difference = x - x_prev
         i_n, f_n, g_n = torch.chunk(self._conv_x2h_n(difference) + self._conv_n2h_n(n), 3, dim=1)
         n = _lstm_update(n, i_n, f_n, g_n)
-        non_stationary = torch.sigmoid(self._conv_diff2o(difference) + self._conv_n2o(n)) * torch.tanh(n)
-        i_s, f_s, g_s, o_s = torch.chunk(self._conv_x2h_s(non_stationary) + self._conv_c2h_s(c), 4, dim=1)
+        non_stationary = torch.sigmoid(
+            self._conv_diff2o(difference) + self._conv_n2o(n)
+        ) * torch.tanh(n)
+        i_s, f_s, g_s, o_s = torch.chunk(
+            self._conv_x2h_s(non_stationary) + self._conv_c2h_s(c), 4, dim=1
+        )
         s = _lstm_update(s, i_s, f_s, g_s)
         stationary = torch.sigmoid(o_s + self._conv_s2o(s)) * torch.tanh(s)
         i, f, g, o = torch.chunk(self._conv_x2h(x) + self._conv_h2h(h), 4, dim=1)
@@ -171,7 +175,9 @@ class TrajGRU(Cell):
     def forward(self, x, state, m, x_prev):
         (h,) = state
         flows = self._conv_flow(F.leaky_relu(self._conv_x2f(x) + self._conv_h2f(h), 0.2))
-        warped = torch.cat([warp(h, -flows[:, 2 * l : 2 * l + 2]) for l in range(self.links)], dim=1)
+        warped = torch.cat(
+            [warp(h, -flows[:, 2 * link : 2 * link + 2]) for link in range(self.links)], dim=1
+        )
         z_h, r_h, candidate_h = torch.chunk(self.project(warped), 3, dim=1)
         z_x, r_x, candidate_x = torch.chunk(self._conv_x2h(x), 3, dim=1)
         z, r = torch.sigmoid(z_x + z_h), torch.sigmoid(r_x + r_h)
@@ -230,8 +236,12 @@ class MotionRNN(MIM):
         mask = torch.sigmoid(self._conv_hm(encoded))
         warped = torch.stack([warp(encoded, flows[j]) for j in range(links)], dim=-1)
         warped = warped * mask.permute(0, 2, 3, 1).unsqueeze(1)
-        decoded = self._deconv_dec(self._conv_dec(warped.reshape(batch, small * links, height, width)))
-        decoded = F.pad(decoded, (0, hidden.shape[3] - decoded.shape[3], 0, hidden.shape[2] - decoded.shape[2]))
+        decoded = self._deconv_dec(
+            self._conv_dec(warped.reshape(batch, small * links, height, width))
+        )
+        decoded = F.pad(
+            decoded, (0, hidden.shape[3] - decoded.shape[3], 0, hidden.shape[2] - decoded.shape[2])
+        )
         g = torch.sigmoid(self._conv_g(torch.cat([decoded, hidden], dim=1)))
         return g * hidden + (1 - g) * decoded
 
@@ -241,8 +251,12 @@ def local_attention(q, k, v, window):
     batch, channels, height, width = q.shape
     before = window // 2
     padding = (before, window - 1 - before, before, window - 1 - before)
-    keys = F.unfold(F.pad(k, padding), window).view(batch, channels, window * window, height * width)
-    values = F.unfold(F.pad(v, padding), window).view(batch, channels, window * window, height * width)
+    keys = F.unfold(F.pad(k, padding), window).view(
+        batch, channels, window * window, height * width
+    )
+    values = F.unfold(F.pad(v, padding), window).view(
+        batch, channels, window * window, height * width
+    )
     weights = torch.softmax((q.view(batch, channels, 1, -1) * keys).sum(1), dim=1)
     return (weights.unsqueeze(1) * values).sum(2).view(batch, channels, height, width)
 
@@ -256,8 +270,18 @@ class PrecipLSTM(Cell):
         super().__init__(filters, kernel_size, layer)
         self.window = window
         for name, multiple in (
-            ("x2h", 4), ("h2h", 4), ("c2o", 1), ("x2h_m", 3), ("m2h_m", 3), ("m2o", 1),
-            ("x2h_ms", 3), ("ms2h_ms", 3), ("ms2o", 1), ("x2h_mt", 3), ("mt2h_mt", 3), ("mt2o", 1),
+            ("x2h", 4),
+            ("h2h", 4),
+            ("c2o", 1),
+            ("x2h_m", 3),
+            ("m2h_m", 3),
+            ("m2o", 1),
+            ("x2h_ms", 3),
+            ("ms2h_ms", 3),
+            ("ms2o", 1),
+            ("x2h_mt", 3),
+            ("mt2h_mt", 3),
+            ("mt2o", 1),
         ):
             setattr(self, f"_conv_{name}", self.conv(multiple))
         self.c_m_ms_mt = nn.Conv2d(4 * filters, filters, 1)
@@ -268,19 +292,29 @@ class PrecipLSTM(Cell):
 
     def forward(self, x, state, m, x_prev):
         h, c, spatial, temporal = state
-        attention = local_attention(self.LA.conv1(x), self.LA.conv2(x), self.LA.conv3(x), self.window)
+        attention = local_attention(
+            self.LA.conv1(x), self.LA.conv2(x), self.LA.conv3(x), self.window
+        )
         attended = x + self._conv_x_x_att(attention)
         i, f, g, o = torch.chunk(self._conv_x2h(attended) + self._conv_h2h(h), 4, dim=1)
         c = _lstm_update(c, i, f, g)
-        m = _lstm_update(m, *torch.chunk(self._conv_x2h_m(attended) + self._conv_m2h_m(m), 3, dim=1))
+        m = _lstm_update(
+            m, *torch.chunk(self._conv_x2h_m(attended) + self._conv_m2h_m(m), 3, dim=1)
+        )
         spatial = _lstm_update(
-            spatial, *torch.chunk(self._conv_x2h_ms(attended) + self._conv_ms2h_ms(spatial), 3, dim=1)
+            spatial,
+            *torch.chunk(self._conv_x2h_ms(attended) + self._conv_ms2h_ms(spatial), 3, dim=1),
         )
         temporal = _lstm_update(
-            temporal, *torch.chunk(self._conv_x2h_mt(x - x_prev) + self._conv_mt2h_mt(temporal), 3, dim=1)
+            temporal,
+            *torch.chunk(self._conv_x2h_mt(x - x_prev) + self._conv_mt2h_mt(temporal), 3, dim=1),
         )
         o = torch.sigmoid(
-            o + self._conv_c2o(c) + self._conv_ms2o(spatial) + self._conv_mt2o(temporal) + self._conv_m2o(m)
+            o
+            + self._conv_c2o(c)
+            + self._conv_ms2o(spatial)
+            + self._conv_mt2o(temporal)
+            + self._conv_m2o(m)
         )
         h = o * torch.tanh(self.c_m_ms_mt(torch.cat([c, spatial, temporal, m], dim=1)))
         return h, m, (h, c, spatial, temporal)
@@ -345,7 +379,10 @@ class Model(nn.Module):
         return ms_resample(layer, x) if self.multi_scale else x
 
     def _step(self, x, states, m, previous):
-        """One time step through the stack; `previous` holds each layer's input and output at t - 1."""
+        """One time step through the stack.
+
+        `previous` holds each layer's input and output at t - 1.
+        """
         inputs, outputs = [], []
         for layer, cell in enumerate(self.rnns.lstm):
             if layer > 0:
@@ -374,11 +411,14 @@ class Model(nn.Module):
         return torch.abs((flat[0] * flat[1]).sum(2))
 
     def forward(self, frames, input_length, teacher_forcing):
-        """frames (S, B, C, H, W) -> predictions (S-1, B, C, H, W); PredRNN-V2's raw decoupling terms
+        """frames (S, B, C, H, W) -> predictions (S-1, B, C, H, W); PredRNN-V2's decoupling terms
         (S-1, L, B, C) are left in `self.decoupling`."""
         _, batch, _, height, width = frames.shape
         sizes = MS_SIZES if self.multi_scale else [1] * len(self.rnns.lstm)
-        states = [cell.initial_state(batch, height // size, width // size) for cell, size in zip(self.rnns.lstm, sizes)]
+        states = [
+            cell.initial_state(batch, height // size, width // size)
+            for cell, size in zip(self.rnns.lstm, sizes)
+        ]
         zeros = [_zeros(batch, self.filters, height // size, width // size) for size in sizes]
         previous = {"inputs": zeros, "outputs": zeros}
         m = _zeros(batch, self.filters, height, width)

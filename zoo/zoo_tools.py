@@ -37,7 +37,11 @@ def sample_context(input_length):
 
 
 def trained_names():
-    return [name for name in recipes.preset_names() if registry.locate(name)[0] in ("bundled", "repository")]
+    return [
+        name
+        for name in recipes.preset_names()
+        if registry.locate(name)[0] in ("bundled", "repository")
+    ]
 
 
 def record_forecasts():
@@ -64,21 +68,27 @@ def _fmt(value, spec):
 
 
 def status_table():
-    rows = ["| name | status | where | parameters | MSE | MAE | SSIM | PSNR | budget |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| name | status | where | parameters | MSE | MAE | SSIM | PSNR | budget |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, entry in keras_msrnn.list_presets().items():
         if "alias_of" in entry:
             continue
         metrics = entry.get("metrics", {}).get("future_frames", {})
         training = entry.get("training", {})
         budget = (
-            f"{training['steps']} steps x {training['batch_size']}, {training['wall_time_s'] / 60:.0f} min, "
+            f"{training['steps']} steps x {training['batch_size']}, "
+            f"{training['wall_time_s'] / 60:.0f} min, "
             f"{training['backend']}"
             if training
             else "-"
         )
         rows.append(
-            f"| `{name}` | {entry['status']} | {entry['where'] or '-'} | {_fmt(entry.get('parameter_count'), ',d')} "
-            f"| {_fmt(metrics.get('mse'), '.2f')} | {_fmt(metrics.get('mae'), '.2f')} | {_fmt(metrics.get('ssim'), '.4f')} "
+            f"| `{name}` | {entry['status']} | {entry['where'] or '-'} | "
+            f"{_fmt(entry.get('parameter_count'), ',d')} "
+            f"| {_fmt(metrics.get('mse'), '.2f')} | {_fmt(metrics.get('mae'), '.2f')} | "
+            f"{_fmt(metrics.get('ssim'), '.4f')} "
             f"| {_fmt(metrics.get('psnr'), '.2f')} | {budget} |"
         )
     return "\n".join(rows)
@@ -89,7 +99,8 @@ def comparison_table():
     presets = keras_msrnn.list_presets()
     bench = _bench_reports()
     rows = [
-        "| cell | steps x batch | MSE plain / MS | SSIM plain / MS | PSNR plain / MS | train min plain / MS "
+        "| cell | steps x batch | MSE plain / MS | SSIM plain / MS | PSNR plain / MS | train min "
+        "plain / MS "
         "| step s plain / MS (ratio) | step MB plain / MS (ratio) | parameters |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -113,8 +124,10 @@ def comparison_table():
             timing = memory = "not measured"
         rows.append(
             f"| {cell} | {plain['training']['steps']} x {plain['training']['batch_size']} "
-            f"| {p['mse']:.2f} / {m['mse']:.2f} | {p['ssim']:.4f} / {m['ssim']:.4f} | {p['psnr']:.2f} / {m['psnr']:.2f} "
-            f"| {plain['training']['wall_time_s'] / 60:.0f} / {ms['training']['wall_time_s'] / 60:.0f} "
+            f"| {p['mse']:.2f} / {m['mse']:.2f} | {p['ssim']:.4f} / {m['ssim']:.4f} | "
+            f"{p['psnr']:.2f} / {m['psnr']:.2f} "
+            f"| {plain['training']['wall_time_s'] / 60:.0f} / "
+            f"{ms['training']['wall_time_s'] / 60:.0f} "
             f"| {timing} | {memory} | {plain['parameter_count']:,} |"
         )
     return "\n".join(rows)

@@ -1,11 +1,31 @@
-"""BACKEND-SPECIFIC: memory statistics for benchmarks.
+"""BACKEND- AND SYSTEM-SPECIFIC: memory statistics for benchmarks.
 
 Keras has no portable API for device memory, so each backend is asked in its
 own terms. Frameworks are imported lazily; on CPU nothing is imported, except
-for XLA's buffer assignment on JAX (`compiled_step_megabytes`).
+for XLA's buffer assignment on JAX (`compiled_step_megabytes`). Host memory
+comes from Linux's `/proc/self`.
 """
 
 import keras
+
+
+def process_megabytes(field):
+    """A size from `/proc/self/status` in MB: `"VmRSS"` (resident now) or `"VmHWM"` (peak)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not found in /proc/self/status")
+
+
+def reset_peak_resident_size():
+    """Restarts the `VmHWM` peak; False where the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def accelerator():
@@ -76,12 +96,15 @@ def compiled_step_megabytes(model, x, y):
         return None
     import jax
 
-    state = model._get_jax_state(
-        trainable_variables=True,
-        non_trainable_variables=True,
-        optimizer_variables=True,
-        metrics_variables=True,
-        purge_model_variables=False,
+    # The state tuple Keras' JAX trainer passes to `train_step`.
+    state = tuple(
+        [variable.value for variable in variables]
+        for variables in (
+            model.trainable_variables,
+            model.non_trainable_variables,
+            model.optimizer.variables,
+            model.metrics_variables,
+        )
     )
     step = jax.jit(model.train_step, donate_argnums=0)
     analysis = step.lower(state, (x, y, None)).compile().memory_analysis()

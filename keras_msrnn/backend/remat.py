@@ -56,11 +56,12 @@ def _tensorflow_remat(function):
                 tape.watch(inputs)
                 recomputed = function(*inputs)
             return tape.gradient(
-                recomputed, inputs, output_gradients=upstream,
+                recomputed,
+                inputs,
+                output_gradients=upstream,
                 unconnected_gradients=tf.UnconnectedGradients.ZERO,
             )
 
         return result, gradient
 
     return rematerialised
-

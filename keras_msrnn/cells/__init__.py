@@ -1,6 +1,12 @@
 """Recurrent cells, each usable alone or by name in `MSStack(cell=...)`."""
 
-from keras_msrnn.cells.base import CellOutput, RecurrentCell, available_cells, get_cell_class, register_cell
+from keras_msrnn.cells.base import (
+    CellOutput,
+    RecurrentCell,
+    available_cells,
+    get_cell_class,
+    register_cell,
+)
 from keras_msrnn.cells.convlstm import ConvLSTMCell
 from keras_msrnn.cells.mim import MIMCell
 from keras_msrnn.cells.motionrnn import MotionRNNCell

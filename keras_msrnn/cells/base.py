@@ -1,9 +1,11 @@
 """Shared machinery of the recurrent cells that `MSStack` stacks."""
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import keras
 from keras import ops
+
+from keras_msrnn.validation import positive_int
 
 # PyTorch's Conv2d default, kaiming_uniform(a=sqrt(5)), is U(-1/sqrt(fan_in),
 # 1/sqrt(fan_in)); matching it keeps training dynamics close to the reference.
@@ -34,9 +36,7 @@ def available_cells():
 def get_cell_class(name):
     """Returns the cell class registered under `name`."""
     if not isinstance(name, str) or name.lower() not in _CELLS:
-        raise ValueError(
-            f"Unknown cell {name!r}. Available cells: {', '.join(available_cells())}."
-        )
+        raise ValueError(f"Unknown cell {name!r}. Available cells: {', '.join(available_cells())}.")
     return _CELLS[name.lower()]
 
 
@@ -56,7 +56,7 @@ class CellOutput(NamedTuple):
     output: Any
     states: tuple
     memory: Any = None
-    increments: Optional[tuple] = None
+    increments: tuple | None = None
 
 
 class RecurrentCell(keras.layers.Layer):
@@ -113,9 +113,8 @@ class RecurrentCell(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(filters, int) or filters < 1:
-            raise ValueError(f"`filters` must be a positive int. Received: filters={filters!r}")
-        if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        filters = positive_int("filters", filters)
+        if positive_int("kernel_size", kernel_size) % 2 == 0:
             raise ValueError(
                 "`kernel_size` must be a positive odd int (even kernels pad "
                 f"asymmetrically). Received: kernel_size={kernel_size!r}"
@@ -135,7 +134,13 @@ class RecurrentCell(keras.layers.Layer):
         return cls(**config)
 
     def make_conv(
-        self, filters, kernel_size=None, use_bias=True, name=None, strides=1, padding="same",
+        self,
+        filters,
+        kernel_size=None,
+        use_bias=True,
+        name=None,
+        strides=1,
+        padding="same",
         layer=keras.layers.Conv2D,
     ):
         """Creates a convolution owned by this cell, with the cell's initializers.

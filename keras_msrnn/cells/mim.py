@@ -62,10 +62,19 @@ class MIMCell(RecurrentCell):
         super().__init__(filters, kernel_size, **kwargs)
         self.use_mim = bool(use_mim)
         for name, multiple in (
-            ("conv_x2h_n", 3), ("conv_n2h_n", 3), ("conv_diff2o", 1), ("conv_n2o", 1),
-            ("conv_x2h_s", 4), ("conv_c2h_s", 4), ("conv_s2o", 1),
-            ("conv_x2h", 4), ("conv_h2h", 4), ("conv_c2o", 1),
-            ("conv_x2h_m", 3), ("conv_m2h_m", 3), ("conv_m2o", 1),
+            ("conv_x2h_n", 3),
+            ("conv_n2h_n", 3),
+            ("conv_diff2o", 1),
+            ("conv_n2o", 1),
+            ("conv_x2h_s", 4),
+            ("conv_c2h_s", 4),
+            ("conv_s2o", 1),
+            ("conv_x2h", 4),
+            ("conv_h2h", 4),
+            ("conv_c2o", 1),
+            ("conv_x2h_m", 3),
+            ("conv_m2h_m", 3),
+            ("conv_m2o", 1),
         ):
             setattr(self, name, self.make_conv(multiple * filters, name=name))
         self.conv_c_m = self.make_conv(filters, kernel_size=1, name="conv_c_m")
@@ -84,8 +93,15 @@ class MIMCell(RecurrentCell):
         for conv in (self.conv_x2h_n, self.conv_diff2o, self.conv_x2h, self.conv_x2h_m):
             conv.build(input_shape)
         for conv in (
-            self.conv_n2h_n, self.conv_n2o, self.conv_x2h_s, self.conv_c2h_s, self.conv_s2o,
-            self.conv_h2h, self.conv_c2o, self.conv_m2h_m, self.conv_m2o,
+            self.conv_n2h_n,
+            self.conv_n2o,
+            self.conv_x2h_s,
+            self.conv_c2h_s,
+            self.conv_s2o,
+            self.conv_h2h,
+            self.conv_c2o,
+            self.conv_m2h_m,
+            self.conv_m2o,
         ):
             conv.build(state_shape)
         self.conv_c_m.build(state_shape[:-1] + (2 * self.filters,))

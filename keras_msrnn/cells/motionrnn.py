@@ -81,7 +81,9 @@ class MotionRNNCell(MIMCell):
         **kwargs,
     ):
         if filters % 4:
-            raise ValueError(f"MotionRNNCell needs filters divisible by 4. Received: filters={filters}")
+            raise ValueError(
+                f"MotionRNNCell needs filters divisible by 4. Received: filters={filters}"
+            )
         super().__init__(filters, kernel_size, use_mim=use_mim, **kwargs)
         self.motion_highway = bool(motion_highway)
         self.neighbourhood = neighbourhood
@@ -145,7 +147,9 @@ class MotionRNNCell(MIMCell):
         """(B, h, w, k², C4) -> (B, h, w, k² C4) in the decoder's channel order."""
         _, height, width, links, channels = warped.shape
         if not self.reference_quirks:
-            return ops.reshape(ops.transpose(warped, (0, 1, 2, 4, 3)), (-1, height, width, channels * links))
+            return ops.reshape(
+                ops.transpose(warped, (0, 1, 2, 4, 3)), (-1, height, width, channels * links)
+            )
         # Q2: the reference views its (B, C4, h, w, k²) stack as
         # (B, C4 k², h, w) without permuting, scrambling positions.
         stacked = ops.transpose(warped, (0, 4, 1, 2, 3))
@@ -165,7 +169,9 @@ class MotionRNNCell(MIMCell):
 
     def call(self, inputs, states, memory=None, previous_input=None):
         *mim_states, motion, trend = states
-        hidden, mim_states, memory, output_gate = self.mim_block(inputs, mim_states, memory, previous_input)
+        hidden, mim_states, memory, output_gate = self.mim_block(
+            inputs, mim_states, memory, previous_input
+        )
         encoded = self.conv_enc(hidden)
         both = ops.concatenate([encoded, motion], axis=-1)
         u = ops.sigmoid(self.conv_u(both))

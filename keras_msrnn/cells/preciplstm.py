@@ -6,6 +6,7 @@ from keras import ops
 from keras_msrnn.api_export import keras_msrnn_export
 from keras_msrnn.cells.base import CellOutput, RecurrentCell, gates, lstm_update, register_cell
 from keras_msrnn.ops.local_attention import local_attention
+from keras_msrnn.validation import positive_int
 
 
 @keras_msrnn_export
@@ -49,7 +50,9 @@ class LocalAttention(keras.layers.Layer):
             projection.build(input_shape)
 
     def call(self, inputs):
-        return local_attention(self.query(inputs), self.key(inputs), self.value(inputs), self.window)
+        return local_attention(
+            self.query(inputs), self.key(inputs), self.value(inputs), self.window
+        )
 
     def get_config(self):
         config = super().get_config()
@@ -100,6 +103,7 @@ class PrecipLSTMCell(RecurrentCell):
     @property
     def state_names(self):
         return ("h", "c", "ms", "mt", "x_prev")
+
     uses_memory = True
     reference_aliases = {
         "LA.conv1": "local_attention.query",
@@ -109,16 +113,24 @@ class PrecipLSTMCell(RecurrentCell):
 
     def __init__(self, filters, kernel_size=3, window=30, **kwargs):
         super().__init__(filters, kernel_size, **kwargs)
-        if not isinstance(window, int) or window < 1:
-            raise ValueError(f"`window` must be a positive int. Received: window={window!r}")
-        self.window = window
-        self.local_attention = LocalAttention(filters, window, dtype=self.dtype_policy, name="local_attention")
+        self.window = positive_int("window", window)
+        self.local_attention = LocalAttention(
+            filters, window, dtype=self.dtype_policy, name="local_attention"
+        )
         self.conv_x_x_att = self.make_conv(filters, name="conv_x_x_att")
         for name, multiple in (
-            ("conv_x2h", 4), ("conv_h2h", 4), ("conv_c2o", 1),
-            ("conv_x2h_m", 3), ("conv_m2h_m", 3), ("conv_m2o", 1),
-            ("conv_x2h_ms", 3), ("conv_ms2h_ms", 3), ("conv_ms2o", 1),
-            ("conv_x2h_mt", 3), ("conv_mt2h_mt", 3), ("conv_mt2o", 1),
+            ("conv_x2h", 4),
+            ("conv_h2h", 4),
+            ("conv_c2o", 1),
+            ("conv_x2h_m", 3),
+            ("conv_m2h_m", 3),
+            ("conv_m2o", 1),
+            ("conv_x2h_ms", 3),
+            ("conv_ms2h_ms", 3),
+            ("conv_ms2o", 1),
+            ("conv_x2h_mt", 3),
+            ("conv_mt2h_mt", 3),
+            ("conv_mt2o", 1),
         ):
             setattr(self, name, self.make_conv(multiple * filters, name=name))
         self.c_m_ms_mt = self.make_conv(filters, kernel_size=1, name="c_m_ms_mt")
@@ -127,7 +139,8 @@ class PrecipLSTMCell(RecurrentCell):
         if input_shape[-1] != self.filters:
             raise ValueError(
                 "PrecipLSTMCell adds its attended input back to the input, so inputs "
-                f"must have filters={self.filters} channels. Received input shape {tuple(input_shape)}."
+                f"must have filters={self.filters} channels. Received input shape "
+                f"{tuple(input_shape)}."
             )
         state_shape = self.state_shape(input_shape)
         self.local_attention.build(input_shape)
@@ -135,8 +148,14 @@ class PrecipLSTMCell(RecurrentCell):
         for conv in (self.conv_x2h, self.conv_x2h_m, self.conv_x2h_ms, self.conv_x2h_mt):
             conv.build(input_shape if conv is self.conv_x2h_mt else state_shape)
         for conv in (
-            self.conv_h2h, self.conv_c2o, self.conv_m2h_m, self.conv_m2o,
-            self.conv_ms2h_ms, self.conv_ms2o, self.conv_mt2h_mt, self.conv_mt2o,
+            self.conv_h2h,
+            self.conv_c2o,
+            self.conv_m2h_m,
+            self.conv_m2o,
+            self.conv_ms2h_ms,
+            self.conv_ms2o,
+            self.conv_mt2h_mt,
+            self.conv_mt2o,
         ):
             conv.build(state_shape)
         self.c_m_ms_mt.build(state_shape[:-1] + (4 * self.filters,))
@@ -147,11 +166,19 @@ class PrecipLSTMCell(RecurrentCell):
         i, f, g, o = gates(self.conv_x2h(attended) + self.conv_h2h(h), 4)
         c = lstm_update(c, i, f, g)
         memory = lstm_update(memory, *gates(self.conv_x2h_m(attended) + self.conv_m2h_m(memory), 3))
-        spatial = lstm_update(spatial, *gates(self.conv_x2h_ms(attended) + self.conv_ms2h_ms(spatial), 3))
+        spatial = lstm_update(
+            spatial, *gates(self.conv_x2h_ms(attended) + self.conv_ms2h_ms(spatial), 3)
+        )
         difference = inputs - previous_input
-        temporal = lstm_update(temporal, *gates(self.conv_x2h_mt(difference) + self.conv_mt2h_mt(temporal), 3))
+        temporal = lstm_update(
+            temporal, *gates(self.conv_x2h_mt(difference) + self.conv_mt2h_mt(temporal), 3)
+        )
         o = ops.sigmoid(
-            o + self.conv_c2o(c) + self.conv_ms2o(spatial) + self.conv_mt2o(temporal) + self.conv_m2o(memory)
+            o
+            + self.conv_c2o(c)
+            + self.conv_ms2o(spatial)
+            + self.conv_mt2o(temporal)
+            + self.conv_m2o(memory)
         )
         h = o * ops.tanh(self.c_m_ms_mt(ops.concatenate([c, spatial, temporal, memory], axis=-1)))
         return CellOutput(h, (h, c, spatial, temporal, inputs), memory)

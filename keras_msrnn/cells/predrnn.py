@@ -51,6 +51,7 @@ class PredRNNCell(RecurrentCell):
     @property
     def state_names(self):
         return ("h", "c")
+
     uses_memory = True
 
     def __init__(self, filters, kernel_size=3, **kwargs):

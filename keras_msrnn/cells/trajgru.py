@@ -5,6 +5,7 @@ from keras import ops
 from keras_msrnn.api_export import keras_msrnn_export
 from keras_msrnn.cells.base import CellOutput, RecurrentCell, gates, register_cell
 from keras_msrnn.ops.warp import warp
+from keras_msrnn.validation import positive_int
 
 
 def leaky_relu(x):
@@ -62,9 +63,7 @@ class TrajGRUCell(RecurrentCell):
 
     def __init__(self, filters, kernel_size=3, links=10, **kwargs):
         super().__init__(filters, kernel_size, **kwargs)
-        if not isinstance(links, int) or links < 1:
-            raise ValueError(f"`links` must be a positive int. Received: links={links!r}")
-        self.links = links
+        self.links = positive_int("links", links)
         self.conv_x2h = self.make_conv(3 * filters, name="conv_x2h")
         self.conv_x2f = self.make_conv(filters, name="conv_x2f")
         self.conv_h2f = self.make_conv(filters, name="conv_h2f")

@@ -24,9 +24,7 @@ def _infer(name, given, inferred):
     if given is None:
         return inferred
     if given != inferred:
-        raise ValueError(
-            f"The checkpoint has {name}={inferred} but {name}={given} was given."
-        )
+        raise ValueError(f"The checkpoint has {name}={inferred} but {name}={given} was given.")
     return given
 
 
@@ -58,7 +56,9 @@ def _target_layer(model, name):
     if match:
         layer, path, kind = int(match.group(1)), match.group(2), match.group(3)
         if layer >= len(model.cells):
-            raise ValueError(f"Parameter {name!r} names layer {layer}, but the model has {len(model.cells)}.")
+            raise ValueError(
+                f"Parameter {name!r} names layer {layer}, but the model has {len(model.cells)}."
+            )
         return model.cells[layer].reference_layer(path), kind
     module, _, kind = name.rpartition(".")
     if module in _MODEL_PARAMETER:
@@ -141,7 +141,9 @@ def from_msrnn(
     num_filters = _infer("filters", filters, num_filters)
     kernel = _infer("kernel_size", kernel_size, kernel)
     if frame_shape is None or len(frame_shape) not in (2, 3):
-        raise ValueError(f"`frame_shape` must be (height, width[, channels]). Received: {frame_shape!r}")
+        raise ValueError(
+            f"`frame_shape` must be (height, width[, channels]). Received: {frame_shape!r}"
+        )
     if len(frame_shape) == 3:
         channels = _infer("channels", frame_shape[2], channels)
     if scales is None:

@@ -16,9 +16,11 @@ from keras_msrnn.datasets.radar import (
     read_knmi,
     read_radolan_ry,
 )
+from keras_msrnn.datasets.registry import DATASETS, dataset_names, get_dataset
 from keras_msrnn.datasets.taxibj import TaxiBJ
 
 __all__ = [
+    "DATASETS",
     "KTH",
     "FrameWindows",
     "MovingMNIST",
@@ -26,6 +28,8 @@ __all__ = [
     "RadarSequences",
     "SequenceDataset",
     "TaxiBJ",
+    "dataset_names",
+    "get_dataset",
     "read_fmi_pgm",
     "read_knmi",
     "read_radolan_ry",

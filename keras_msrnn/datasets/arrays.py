@@ -37,20 +37,26 @@ class FrameWindows(SequenceDataset):
             frames = frames[None]
         if frames.ndim != 5:
             raise ValueError(
-                "`frames` must be (time, height, width[, channels]) or (videos, time, height, width, "
+                "`frames` must be (time, height, width[, channels]) or (videos, time, height, "
+                "width, "
                 f"channels). Received shape {frames.shape}."
             )
         # uint8 stays compact; everything else is checked and converted once, here.
-        self.frames = frames if frames.dtype == np.uint8 else to_unit_frames(frames, "FrameWindows frames")
+        self.frames = (
+            frames if frames.dtype == np.uint8 else to_unit_frames(frames, "FrameWindows frames")
+        )
         self.stride = positive_int("stride", stride)
         starts_per_video = max(0, (self.frames.shape[1] - self.sequence_length) // self.stride + 1)
         if starts_per_video == 0:
             raise ValueError(
-                f"Videos of {self.frames.shape[1]} frames are shorter than input_length + output_length "
+                f"Videos of {self.frames.shape[1]} frames are shorter than input_length + "
+                "output_length "
                 f"= {self.sequence_length}."
             )
         self.windows = [
-            (video, start * self.stride) for video in range(len(self.frames)) for start in range(starts_per_video)
+            (video, start * self.stride)
+            for video in range(len(self.frames))
+            for start in range(starts_per_video)
         ]
 
     @property
@@ -59,5 +65,8 @@ class FrameWindows(SequenceDataset):
 
     def load_sequences(self, indices, epoch=0):
         return np.stack(
-            [self.frames[v, s : s + self.sequence_length] for v, s in (self.windows[i] for i in indices)]
+            [
+                self.frames[v, s : s + self.sequence_length]
+                for v, s in (self.windows[i] for i in indices)
+            ]
         )

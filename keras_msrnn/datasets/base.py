@@ -7,6 +7,7 @@ import keras
 import numpy as np
 
 from keras_msrnn.frames import to_unit_frames
+from keras_msrnn.validation import positive_int  # noqa: F401 - also the data sets' import
 
 DATA_DIR_VARIABLE = "KERAS_MSRNN_DATA"
 
@@ -31,12 +32,6 @@ def require_files(data_dir, file_names, dataset, hint=""):
     return paths
 
 
-def positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
-    return int(value)
-
-
 class SequenceDataset(keras.utils.PyDataset):
     """Batches `((context, future), future)` of float32 frames in `[0, 1]`.
 
@@ -57,6 +52,9 @@ class SequenceDataset(keras.utils.PyDataset):
         shuffle: bool. Reshuffle the sequence order every epoch.
         seed: int. Seed of the shuffling (and of any random generation).
         drop_remainder: bool. Drop the last incomplete batch.
+        max_sequences: int. Use only the first `max_sequences` sequences
+            (in the data set's order), e.g. to evaluate on part of a test
+            split.
         **kwargs: `keras.utils.PyDataset` arguments (`workers`,
             `use_multiprocessing`, `max_queue_size`).
     """
@@ -69,9 +67,13 @@ class SequenceDataset(keras.utils.PyDataset):
         shuffle=False,
         seed=None,
         drop_remainder=False,
+        max_sequences=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.max_sequences = (
+            None if max_sequences is None else positive_int("max_sequences", max_sequences)
+        )
         self.batch_size = positive_int("batch_size", batch_size)
         self.input_length = positive_int("input_length", input_length)
         self.output_length = positive_int("output_length", output_length)
@@ -92,16 +94,25 @@ class SequenceDataset(keras.utils.PyDataset):
     def load_sequences(self, indices, epoch=0):
         raise NotImplementedError
 
+    @property
+    def sequence_count(self):
+        """Sequences this data set yields: `num_sequences`, capped by `max_sequences`."""
+        return (
+            self.num_sequences
+            if self.max_sequences is None
+            else min(self.max_sequences, self.num_sequences)
+        )
+
     def __len__(self):
         rounding = math.floor if self.drop_remainder else math.ceil
-        return int(rounding(self.num_sequences / self.batch_size))
+        return int(rounding(self.sequence_count / self.batch_size))
 
     def _sequence_order(self, epoch):
         if not self.shuffle:
             return None
         if self._order is None or self._order[0] != epoch:
             rng = np.random.default_rng(None if self.seed is None else [self.seed, epoch])
-            self._order = (epoch, rng.permutation(self.num_sequences))
+            self._order = (epoch, rng.permutation(self.sequence_count))
         return self._order[1]
 
     def batch_indices(self, index, epoch=None):
@@ -110,13 +121,15 @@ class SequenceDataset(keras.utils.PyDataset):
             raise IndexError(f"Batch {index} out of range for {len(self)} batches.")
         epoch = self.epoch if epoch is None else epoch
         start = index * self.batch_size
-        stop = min(start + self.batch_size, self.num_sequences)
+        stop = min(start + self.batch_size, self.sequence_count)
         order = self._sequence_order(epoch)
         return np.arange(start, stop) if order is None else order[start:stop]
 
     def batch(self, index, epoch):
         """Batch `index` of epoch `epoch`: `((context, future), future)`."""
-        frames = to_unit_frames(self.load_sequences(self.batch_indices(index, epoch), epoch), type(self).__name__)
+        frames = to_unit_frames(
+            self.load_sequences(self.batch_indices(index, epoch), epoch), type(self).__name__
+        )
         context = frames[:, : self.input_length]
         future = frames[:, self.input_length : self.sequence_length]
         return (context, future), future
@@ -129,26 +142,17 @@ class SequenceDataset(keras.utils.PyDataset):
 
     def as_numpy(self, max_sequences=None):
         """All sequences (or the first `max_sequences`) as one float32 array."""
-        count = self.num_sequences if max_sequences is None else min(max_sequences, self.num_sequences)
-        return to_unit_frames(self.load_sequences(np.arange(count), self.epoch), type(self).__name__)
-
-    def as_tf_dataset(self):
-        """The same batches as a `tf.data.Dataset` (needs TensorFlow installed)."""
-        import tensorflow as tf  # only for TensorFlow users; optional dependency
-
-        (context, future), _ = self[0]
-        spec = (
-            tf.TensorSpec((None,) + context.shape[1:], tf.float32),
-            tf.TensorSpec((None,) + future.shape[1:], tf.float32),
+        count = (
+            self.sequence_count
+            if max_sequences is None
+            else min(max_sequences, self.sequence_count)
+        )
+        return to_unit_frames(
+            self.load_sequences(np.arange(count), self.epoch), type(self).__name__
         )
 
-        def batches():
-            for index in range(len(self)):
-                yield self[index]
-            self.on_epoch_end()
+    def as_tf_dataset(self):
+        """The same batches as a prefetching `tf.data.Dataset` (needs TensorFlow installed)."""
+        from keras_msrnn.backend.tf_data import as_tf_dataset
 
-        return tf.data.Dataset.from_generator(
-            batches, output_signature=(spec, spec[1])
-        ).prefetch(tf.data.AUTOTUNE)
-
-
+        return as_tf_dataset(self)

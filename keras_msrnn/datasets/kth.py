@@ -16,7 +16,11 @@ _VIDEO_NAME = re.compile(r"^person(?P<person>\d\d)_(?P<action>[a-z]+)_d(?P<scena
 # Window start steps: MS-RNN's only-run lists (3 for running, 10 otherwise),
 # and OpenSTL's (3 for jogging and running, the window length otherwise).
 PROTOCOLS = {
-    "msrnn": {"classes": ("jogging", "running", "walking"), "steps": {"running": 3}, "default_step": 10},
+    "msrnn": {
+        "classes": ("jogging", "running", "walking"),
+        "steps": {"running": 3},
+        "default_step": 10,
+    },
     "openstl": {"classes": CLASSES, "steps": {"jogging": 3, "running": 3}, "default_step": None},
 }
 
@@ -47,7 +51,9 @@ def read_video(path, frame_size):
     try:
         import cv2
     except ImportError:
-        raise RuntimeError("Reading KTH videos needs OpenCV: pip install 'keras-msrnn[video]'.") from None
+        raise RuntimeError(
+            "Reading KTH videos needs OpenCV: pip install 'keras-msrnn[video]'."
+        ) from None
     if os.path.isdir(path):
         names = sorted(
             (n for n in os.listdir(path) if n.lower().endswith((".png", ".jpg", ".jpeg"))),
@@ -92,9 +98,19 @@ class KTH(SequenceDataset):
         **kwargs: `SequenceDataset` arguments.
     """
 
-    def __init__(self, split="train", protocol="msrnn", data_dir=None, classes=None, frame_size=None, **kwargs):
+    def __init__(
+        self,
+        split="train",
+        protocol="msrnn",
+        data_dir=None,
+        classes=None,
+        frame_size=None,
+        **kwargs,
+    ):
         if protocol not in PROTOCOLS:
-            raise ValueError(f"`protocol` must be one of {tuple(PROTOCOLS)}. Received: protocol={protocol!r}")
+            raise ValueError(
+                f"`protocol` must be one of {tuple(PROTOCOLS)}. Received: protocol={protocol!r}"
+            )
         kwargs.setdefault("input_length", 10)
         kwargs.setdefault("output_length", 10 if protocol == "msrnn" else 20)
         super().__init__(**kwargs)
@@ -105,14 +121,17 @@ class KTH(SequenceDataset):
         unknown = set(self.classes) - set(CLASSES)
         if unknown:
             raise ValueError(f"Unknown KTH classes {sorted(unknown)}; choose from {CLASSES}.")
-        self.frame_size = positive_int("frame_size", frame_size or (88 if protocol == "msrnn" else 128))
+        self.frame_size = positive_int(
+            "frame_size", frame_size or (88 if protocol == "msrnn" else 128)
+        )
         self.split, self.protocol = split, protocol
         data_dir = data_dir or default_data_dir("kth")
         persons = set(TRAIN_PERSONS if split == "train" else TEST_PERSONS)
         self.videos = self._find_videos(data_dir, persons)
         if not self.videos:
             raise FileNotFoundError(
-                f"KTH: no videos of classes {list(self.classes)} for persons {min(persons)}-{max(persons)} "
+                f"KTH: no videos of classes {list(self.classes)} for persons "
+                f"{min(persons)}-{max(persons)} "
                 f"in {os.path.abspath(data_dir)}. Put <class>/personXX_<class>_dY_uncomp.avi files "
                 "(or frame folders) there, or pass data_dir=."
             )
@@ -148,5 +167,8 @@ class KTH(SequenceDataset):
 
     def load_sequences(self, indices, epoch=0):
         return np.stack(
-            [self.frames[v][s : s + self.sequence_length] for v, s in (self.windows[i] for i in indices)]
+            [
+                self.frames[v][s : s + self.sequence_length]
+                for v, s in (self.windows[i] for i in indices)
+            ]
         )[..., None]

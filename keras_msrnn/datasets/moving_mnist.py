@@ -143,7 +143,9 @@ class MovingMNIST(SequenceDataset):
         self.num_digits = positive_int("num_digits", num_digits)
         low, high = speed_range
         if not 0 < low <= high:
-            raise ValueError(f"`speed_range` must be (low, high) with 0 < low <= high. Received: {speed_range!r}")
+            raise ValueError(
+                f"`speed_range` must be (low, high) with 0 < low <= high. Received: {speed_range!r}"
+            )
         self.speed_range = (float(low), float(high))
         if sequences_file is not None:
             self.sequences = self._split_file(read_sequence_file(sequences_file), split)
@@ -173,7 +175,9 @@ class MovingMNIST(SequenceDataset):
     @staticmethod
     def _split_file(sequences, split):
         boundary = int(MSRNN_TRAIN_FRACTION * len(sequences))
-        return {"train": sequences[:boundary], "test": sequences[boundary:], "all": sequences}[split]
+        return {"train": sequences[:boundary], "test": sequences[boundary:], "all": sequences}[
+            split
+        ]
 
     @property
     def num_sequences(self):

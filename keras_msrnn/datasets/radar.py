@@ -17,7 +17,7 @@ import re
 import numpy as np
 
 from keras_msrnn.datasets.base import SequenceDataset, default_data_dir, positive_int, require_files
-from keras_msrnn.metrics.numpy_metrics import DBZ_OFFSET, DBZ_SCALE, rain_to_pixel
+from keras_msrnn.radar_units import dbz_to_pixel, rain_to_pixel
 
 RADOLAN_SIZE = 900
 FIVE_MINUTES = datetime.timedelta(minutes=5)
@@ -47,7 +47,9 @@ def read_radolan_ry(path):
     body = raw[end + 1 :]
     expected = RADOLAN_SIZE * RADOLAN_SIZE * 2
     if len(body) != expected:
-        raise ValueError(f"{path} is truncated or corrupt: {len(body)} data bytes, expected {expected}.")
+        raise ValueError(
+            f"{path} is truncated or corrupt: {len(body)} data bytes, expected {expected}."
+        )
     words = np.frombuffer(body, "<u2").reshape(RADOLAN_SIZE, RADOLAN_SIZE)
     values = (words & 0x0FFF).astype(np.float32) * np.float32(0.01)
     values = np.where(words & 0x4000, -values, values)
@@ -87,12 +89,6 @@ def rain_depth_to_pixel(mm_per_5min):
     """mm per 5 min -> mm/h -> dBZ (Z = 256 R^1.42) -> pixel; NaN -> 0."""
     depth = np.nan_to_num(np.asarray(mm_per_5min, np.float32), nan=0.0)
     return rain_to_pixel(np.maximum(depth, 0) * 12.0, "dwd").astype(np.float32)
-
-
-def dbz_to_pixel(dbz):
-    """Reflectivity -> `clip((dBZ + 10) / 70, 0, 1)`; NaN -> 0."""
-    pixel = np.clip((np.asarray(dbz, np.float32) + DBZ_OFFSET) / DBZ_SCALE, 0, 1)
-    return np.nan_to_num(pixel, nan=0.0)
 
 
 def resize(frame, size):
@@ -169,7 +165,9 @@ class RadarSequences(SequenceDataset):
         kwargs.setdefault("output_length", 5)
         super().__init__(**kwargs)
         if source not in self.PATTERNS:
-            raise ValueError(f"`source` must be one of {tuple(self.PATTERNS)}. Received: source={source!r}")
+            raise ValueError(
+                f"`source` must be one of {tuple(self.PATTERNS)}. Received: source={source!r}"
+            )
         if split not in ("train", "test"):
             raise ValueError(f"`split` must be 'train' or 'test'. Received: split={split!r}")
         pattern, reader, to_pixel = self.PATTERNS[source]
@@ -191,13 +189,19 @@ class RadarSequences(SequenceDataset):
         self.frame_size = positive_int("frame_size", frame_size)
         self.source, self.split, self.split_time = source, split, split_time
         self.times = times
-        self.frames = np.stack([resize(to_pixel(reader(files[t])), self.frame_size) for t in times])[..., None]
+        self.frames = np.stack(
+            [resize(to_pixel(reader(files[t])), self.frame_size) for t in times]
+        )[..., None]
         self.windows = _time_windows(
-            times, self.sequence_length, positive_int("frame_stride", frame_stride), positive_int("window_stride", window_stride)
+            times,
+            self.sequence_length,
+            positive_int("frame_stride", frame_stride),
+            positive_int("window_stride", window_stride),
         )
         if not self.windows:
             raise ValueError(
-                f"Radar ({source}, {split}): {len(times)} frames give no window of {self.sequence_length} "
+                f"Radar ({source}, {split}): {len(times)} frames give no window of "
+                f"{self.sequence_length} "
                 f"frames {frame_stride * 5} min apart."
             )
 
@@ -235,10 +239,15 @@ class RadarGermany(SequenceDataset):
         kwargs.setdefault("output_length", 5)
         super().__init__(**kwargs)
         if split not in self.YEARS:
-            raise ValueError(f"`split` must be one of {tuple(self.YEARS)}. Received: split={split!r}")
+            raise ValueError(
+                f"`split` must be one of {tuple(self.YEARS)}. Received: split={split!r}"
+            )
         data_dir = data_dir or default_data_dir("radar_germany")
         self.path, keys_path = require_files(
-            data_dir, ["RYDL.hdf5", "RYDL_keys.txt"], "RadarGermany", hint=" (RainNet's training data, Zenodo)"
+            data_dir,
+            ["RYDL.hdf5", "RYDL_keys.txt"],
+            "RadarGermany",
+            hint=" (RainNet's training data, Zenodo)",
         )
         with open(keys_path) as file:
             try:
@@ -273,7 +282,12 @@ class RadarGermany(SequenceDataset):
         stride = self.frame_stride
         return np.stack(
             [
-                np.stack([self._frame(k) for k in self.keys[s : s + self.sequence_length * stride : stride]])
+                np.stack(
+                    [
+                        self._frame(k)
+                        for k in self.keys[s : s + self.sequence_length * stride : stride]
+                    ]
+                )
                 for s in (self.starts[i] for i in indices)
             ]
         )[..., None]

@@ -32,7 +32,9 @@ def read_flow_file(path):
     except (OSError, KeyError) as error:
         raise ValueError(f"{path} is not a TaxiBJ file with 'data' and 'date' ({error}).") from None
     if data.ndim != 4 or data.shape[1] < 2 or len(data) != len(stamps):
-        raise ValueError(f"{path}: 'data' must be (T, 2, H, W) with one 'date' per frame; found {data.shape}.")
+        raise ValueError(
+            f"{path}: 'data' must be (T, 2, H, W) with one 'date' per frame; found {data.shape}."
+        )
     stamps = [s.decode() if isinstance(s, bytes) else str(s) for s in stamps]
     per_day = {}
     for stamp in stamps:
@@ -44,7 +46,11 @@ def read_flow_file(path):
 
 def read_holidays(path):
     with open(path) as file:
-        return {datetime.datetime.strptime(line.strip(), "%Y%m%d").date() for line in file if line.strip()}
+        return {
+            datetime.datetime.strptime(line.strip(), "%Y%m%d").date()
+            for line in file
+            if line.strip()
+        }
 
 
 class TaxiBJ(SequenceDataset):
@@ -75,17 +81,23 @@ class TaxiBJ(SequenceDataset):
      - [Zhang et al., ST-ResNet, 2017](https://arxiv.org/abs/1610.00081)
     """
 
-    def __init__(self, split="train", protocol="openstl", data_dir=None, test_windows=TEST_WINDOWS, **kwargs):
+    def __init__(
+        self, split="train", protocol="openstl", data_dir=None, test_windows=TEST_WINDOWS, **kwargs
+    ):
         kwargs.setdefault("input_length", 4)
         kwargs.setdefault("output_length", 4)
         super().__init__(**kwargs)
         if split not in ("train", "test"):
             raise ValueError(f"`split` must be 'train' or 'test'. Received: split={split!r}")
         if protocol not in PROTOCOLS:
-            raise ValueError(f"`protocol` must be one of {PROTOCOLS}. Received: protocol={protocol!r}")
+            raise ValueError(
+                f"`protocol` must be one of {PROTOCOLS}. Received: protocol={protocol!r}"
+            )
         self.split, self.protocol = split, protocol
         data_dir = data_dir or default_data_dir("taxibj")
-        paths = require_files(data_dir, TAXIBJ_FILES, "TaxiBJ", hint=" (the ST-ResNet release of TaxiBJ)")
+        paths = require_files(
+            data_dir, TAXIBJ_FILES, "TaxiBJ", hint=" (the ST-ResNet release of TaxiBJ)"
+        )
         frames, times = [], []
         for path in paths:
             year_frames, year_times = read_flow_file(path)
@@ -94,7 +106,10 @@ class TaxiBJ(SequenceDataset):
         frames = np.concatenate(frames)
         starts = self._window_starts(times)
         if len(starts) <= test_windows:
-            raise ValueError(f"TaxiBJ in {data_dir} yields {len(starts)} windows, not more than the {test_windows} test ones.")
+            raise ValueError(
+                f"TaxiBJ in {data_dir} yields {len(starts)} windows, not more than the "
+                f"{test_windows} test ones."
+            )
         train_frames = frames[: len(frames) - test_windows]
         low, high = float(train_frames.min()), float(train_frames.max())
         frames = (frames - low) / max(high - low, 1e-12)
@@ -123,5 +138,7 @@ class TaxiBJ(SequenceDataset):
         return len(self.starts)
 
     def load_sequences(self, indices, epoch=0):
-        windows = np.stack([self.frames[s : s + self.sequence_length] for s in self.starts[indices]])
+        windows = np.stack(
+            [self.frames[s : s + self.sequence_length] for s in self.starts[indices]]
+        )
         return windows[:, ::-1] if self.protocol == "msrnn" else windows

@@ -50,7 +50,9 @@ def ssim_map(x, y, local_mean, covariance_scale, data_range):
     var_y = covariance_scale * (local_mean(y * y) - mu_y * mu_y)
     cov = covariance_scale * (local_mean(x * y) - mu_x * mu_y)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    )
 
 
 def contingency(predicted, observed, axis, xp):

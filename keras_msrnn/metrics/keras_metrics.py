@@ -15,6 +15,7 @@ from keras import ops
 
 from keras_msrnn.api_export import keras_msrnn_export
 from keras_msrnn.metrics import formulas, numpy_metrics
+from keras_msrnn.radar_units import rain_to_pixel
 
 
 def _prepare(y_true, y_pred):
@@ -97,14 +98,17 @@ class SSIM(FrameMeanMetric):
     def __init__(self, convention="msrnn", name="ssim", **kwargs):
         if convention not in numpy_metrics.SSIM_CONVENTIONS:
             raise ValueError(
-                f"`convention` must be one of {numpy_metrics.SSIM_CONVENTIONS}. Received: {convention!r}"
+                f"`convention` must be one of {numpy_metrics.SSIM_CONVENTIONS}. Received: "
+                f"{convention!r}"
             )
         super().__init__(name=name, **kwargs)
         self.convention = convention
 
     def frame_values(self, y_true, y_pred):
         batch, time, height, width, channels = ops.shape(y_true)
-        window, covariance_scale, data_range = numpy_metrics.ssim_window(self.convention, height, width)
+        window, covariance_scale, data_range = numpy_metrics.ssim_window(
+            self.convention, height, width
+        )
         kernel = ops.convert_to_tensor(
             np.tile(window[:, :, None, None], (1, 1, channels, 1)).astype("float32")
         )
@@ -137,14 +141,16 @@ class CriticalSuccessIndex(keras.metrics.Metric):
         super().__init__(name=name or f"csi_{threshold:g}", **kwargs)
         self.threshold = float(threshold)
         self.convention = convention
-        self.pixel_threshold = float(numpy_metrics.rain_to_pixel(self.threshold, convention))
+        self.pixel_threshold = float(rain_to_pixel(self.threshold, convention))
         self.counts = self.add_variable(shape=(3,), initializer="zeros", name="counts")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_true, y_pred = _prepare(y_true, y_pred)
         predicted = ops.cast(y_pred >= self.pixel_threshold, "float32")
         observed = ops.cast(y_true >= self.pixel_threshold, "float32")
-        hits, misses, false_alarms, _ = formulas.contingency(predicted, observed, formulas.FRAME_AXES, ops)
+        hits, misses, false_alarms, _ = formulas.contingency(
+            predicted, observed, formulas.FRAME_AXES, ops
+        )
         counts = ops.stack([hits, misses, false_alarms], axis=-1)  # (batch, time, 3)
         if sample_weight is not None:
             counts = counts * ops.expand_dims(_frame_weights(sample_weight, counts[..., 0]), -1)

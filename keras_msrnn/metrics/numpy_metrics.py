@@ -11,13 +11,10 @@ available through `ssim(..., convention="openstl")`.
 import numpy as np
 
 from keras_msrnn.metrics import formulas
+from keras_msrnn.radar_units import rain_to_pixel
 
 RAIN_THRESHOLDS_MM_H = (0.5, 2.0, 5.0, 10.0, 30.0)
 BALANCING_WEIGHTS = (1, 1, 2, 5, 10, 30)
-DBZ_SCALE = 70.0
-DBZ_OFFSET = 10.0
-# Z = a R^b: Germany's RADOLAN (MS-RNN's DWD set) and HKO's Marshall-Palmer.
-ZR_RELATIONS = {"dwd": (256.0, 1.42), "hko": (58.53, 1.56)}
 
 
 def _check_pair(y_true, y_pred):
@@ -77,7 +74,9 @@ SSIM_CONVENTIONS = ("msrnn", "openstl")
 def ssim_window(convention, height, width):
     """`(window, covariance scale, data range)` of an SSIM convention for a frame size."""
     if convention not in SSIM_CONVENTIONS:
-        raise ValueError(f"`convention` must be one of {SSIM_CONVENTIONS}. Received: {convention!r}")
+        raise ValueError(
+            f"`convention` must be one of {SSIM_CONVENTIONS}. Received: {convention!r}"
+        )
     if convention == "msrnn":
         size = min(11, height, width)
         return gaussian_window(size, size * 1.5 / 11), 1.0, 1.0
@@ -106,23 +105,10 @@ def ssim(y_true, y_pred, convention="msrnn", data_range=None):
     data_range = default_range if data_range is None else data_range
     x = y_pred.reshape(-1, height, width, channels).astype(np.float64)
     y = y_true.reshape(-1, height, width, channels).astype(np.float64)
-    similarity = formulas.ssim_map(x, y, lambda images: _valid_filter(images, window), covariance_scale, data_range)
+    similarity = formulas.ssim_map(
+        x, y, lambda images: _valid_filter(images, window), covariance_scale, data_range
+    )
     return similarity.mean(axis=(1, 2, 3)).reshape(batch, time)
-
-
-def rain_to_pixel(rain_mm_h, convention="dwd"):
-    """Rain rate (mm/h) -> pixel value `clip((dBZ + 10) / 70, 0, 1)`.
-
-    `dBZ = 10 log10(a R^b)` with Germany's `Z = 256 R^1.42` (`"dwd"`) or
-    HKO's Marshall-Palmer `Z = 58.53 R^1.56` (`"hko"`). Zero rain maps to 0.
-    """
-    if convention not in ZR_RELATIONS:
-        raise ValueError(f"`convention` must be one of {tuple(ZR_RELATIONS)}. Received: {convention!r}")
-    a, b = ZR_RELATIONS[convention]
-    rain = np.asarray(rain_mm_h, np.float64)
-    with np.errstate(divide="ignore"):
-        dbz = 10 * np.log10(a) + 10 * b * np.log10(rain)
-    return np.where(rain > 0, np.clip((dbz + DBZ_OFFSET) / DBZ_SCALE, 0, 1), 0.0)
 
 
 def pixel_thresholds(convention="dwd", thresholds_mm_h=RAIN_THRESHOLDS_MM_H):
@@ -156,7 +142,9 @@ def contingency_counts(y_true, y_pred, convention="dwd"):
 
 def skill_scores(hits, misses, false_alarms, correct_negatives):
     """POD, FAR, CSI, HSS from (summed) contingency counts; NaN where undefined."""
-    tp, fn, fp, tn = (np.asarray(v, np.float64) for v in (hits, misses, false_alarms, correct_negatives))
+    tp, fn, fp, tn = (
+        np.asarray(v, np.float64) for v in (hits, misses, false_alarms, correct_negatives)
+    )
     with np.errstate(divide="ignore", invalid="ignore"):
         return {
             "pod": tp / (tp + fn),
@@ -201,13 +189,17 @@ class ForecastEvaluation:
         """Adds a batch of true frames and forecasts (clipped to `[0, 1]` here)."""
         y_true = np.asarray(y_true, np.float32)
         y_pred = np.clip(np.asarray(y_pred, np.float32), 0, 1)
-        per_frame = {name: fn(y_true, y_pred) for name, fn in PER_FRAME_METRICS.items() if name != "ssim"}
+        per_frame = {
+            name: fn(y_true, y_pred) for name, fn in PER_FRAME_METRICS.items() if name != "ssim"
+        }
         per_frame["ssim"] = ssim(y_true, y_pred, self.ssim_convention)
         per_frame["b_mse"] = balanced_mse(y_true, y_pred, self.convention)
         per_frame["b_mae"] = balanced_mae(y_true, y_pred, self.convention)
         for name, values in per_frame.items():
             self.sums[name] = self.sums.get(name, 0.0) + values.astype(np.float64).sum(axis=0)
-        counts = np.stack([c.sum(axis=0) for c in contingency_counts(y_true, y_pred, self.convention)])
+        counts = np.stack(
+            [c.sum(axis=0) for c in contingency_counts(y_true, y_pred, self.convention)]
+        )
         self.contingency = counts if self.contingency is None else self.contingency + counts
         self.count += y_pred.shape[0]
 

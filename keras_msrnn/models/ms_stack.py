@@ -13,6 +13,7 @@ from keras_msrnn.models.losses import MSRNNLoss, msrnn_loss
 from keras_msrnn.models.scheduled_sampling import FreeRunning, get_schedule
 from keras_msrnn.ops.patching import patch_frames, unpatch_frames
 from keras_msrnn.ops.resampling import rescale
+from keras_msrnn.validation import positive_int
 
 MSRNN_SCALES = (1, 2, 4, 4, 2, 1)
 DECOUPLING_REDUCTIONS = ("msrnn", "mean")
@@ -40,12 +41,14 @@ def _validate_scales(scales):
     scales = tuple(scales)
     if not scales or not all(isinstance(s, int) and s >= 1 for s in scales):
         raise ValueError(
-            f"`scales` must be a non-empty sequence of positive int down factors. Received: scales={scales!r}"
+            "`scales` must be a non-empty sequence of positive int down factors. Received: "
+            f"scales={scales!r}"
         )
     if scales[0] != 1 or scales[-1] != 1:
         raise ValueError(
             "The first and last layers must work at full resolution (scale 1): the "
-            f"embedding feeds the first and the read-out reads the last. Received: scales={scales!r}"
+            "embedding feeds the first and the read-out reads the last. Received: "
+            f"scales={scales!r}"
         )
     for below, above in zip(scales, scales[1:]):
         if max(below, above) % min(below, above):
@@ -54,12 +57,6 @@ def _validate_scales(scales):
                 f"an integer pooling or upsampling. Received: scales={scales!r}"
             )
     return scales
-
-
-def _positive_int(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
-    return value
 
 
 @keras_msrnn_export
@@ -167,12 +164,12 @@ class MSStack(keras.Model):
         cell_class = get_cell_class(cell)
         # === Config ===
         self.cell = cell_class.cell_name
-        self.filters = _positive_int("filters", filters)
+        self.filters = positive_int("filters", filters)
         self.scales = _validate_scales(scales)
-        self.kernel_size = _positive_int("kernel_size", kernel_size)
-        self.input_length = _positive_int("input_length", input_length)
-        self.output_length = _positive_int("output_length", output_length)
-        self.patch_size = _positive_int("patch_size", patch_size)
+        self.kernel_size = positive_int("kernel_size", kernel_size)
+        self.input_length = positive_int("input_length", input_length)
+        self.output_length = positive_int("output_length", output_length)
+        self.patch_size = positive_int("patch_size", patch_size)
         self.sampling = get_schedule(sampling if sampling is not None else "linear")
         if reconstruction_loss_weight < 0:
             raise ValueError(
@@ -192,9 +189,7 @@ class MSStack(keras.Model):
         self.skip_sources = skip_sources(self.scales)
 
         # === Layers ===
-        self.embedding = keras.layers.Conv2D(
-            filters, 1, dtype=self.dtype_policy, name="embedding"
-        )
+        self.embedding = keras.layers.Conv2D(filters, 1, dtype=self.dtype_policy, name="embedding")
         self.cells = [
             cell_class.for_layer(
                 layer,
@@ -212,9 +207,7 @@ class MSStack(keras.Model):
         # increments before their cosine similarity is taken.
         self.adapter = None
         if cell_class.returns_increments:
-            self.adapter = keras.layers.Conv2D(
-                filters, 1, dtype=self.dtype_policy, name="adapter"
-            )
+            self.adapter = keras.layers.Conv2D(filters, 1, dtype=self.dtype_policy, name="adapter")
         self.readout = None  # created in build(), once the frame channels are known
         self.sampling_step = self.add_weight(
             shape=(), dtype="int32", initializer="zeros", trainable=False, name="sampling_step"
@@ -323,7 +316,9 @@ class MSStack(keras.Model):
         if training and future is not None:
             self.sampling_step.assign(self.sampling_step + 1)
         with_losses = future is not None
-        decoupling_wanted = with_losses and self.adapter is not None and self.decoupling_loss_weight > 0
+        decoupling_wanted = (
+            with_losses and self.adapter is not None and self.decoupling_loss_weight > 0
+        )
         predictions, decoupling = self._unroll(frames, probabilities, decoupling_wanted)
         if with_losses and self.reconstruction_loss_weight > 0 and self.input_length > 1:
             reconstruction = predictions[:, : self.input_length - 1]
@@ -367,7 +362,10 @@ class MSStack(keras.Model):
             Tensor `(batch, steps, H, W, C)`; entry `t` predicts frame `t + 1`.
         """
         if return_decoupling and self.adapter is None:
-            raise ValueError(f"Only cells that return memory increments have a decoupling loss, not {self.cell!r}.")
+            raise ValueError(
+                "Only cells that return memory increments have a decoupling loss, not "
+                f"{self.cell!r}."
+            )
         predictions, decoupling = self._unroll(frames, feed_probabilities, return_decoupling)
         return (predictions, decoupling) if return_decoupling else predictions
 
@@ -380,11 +378,14 @@ class MSStack(keras.Model):
             )
         steps = len(feed_probabilities)
         if _is_static(feed_probabilities[0], 0.0):
-            raise ValueError("The first step has no previous prediction: its feed probability must be 1.")
+            raise ValueError(
+                "The first step has no previous prediction: its feed probability must be 1."
+            )
         fed_steps = [t for t, p in enumerate(feed_probabilities) if not _is_static(p, 0.0)]
         if frames.shape[1] is not None and fed_steps and frames.shape[1] <= fed_steps[-1]:
             raise ValueError(
-                f"Step {fed_steps[-1]} may feed a true frame but only {frames.shape[1]} frames were given."
+                f"Step {fed_steps[-1]} may feed a true frame but only {frames.shape[1]} frames "
+                "were given."
             )
         x = patch_frames(ops.cast(frames, self.compute_dtype), self.patch_size)
         uniform = None
@@ -454,7 +455,9 @@ class MSStack(keras.Model):
             extra = {}
             if cell.takes_previous_input:
                 extra["previous_input"] = (
-                    None if layer == 0 else rescale(states[layer - 1][0], self.scales[layer - 1], self.scales[layer])
+                    None
+                    if layer == 0
+                    else rescale(states[layer - 1][0], self.scales[layer - 1], self.scales[layer])
                 )
             step = cell(x, states[layer], memory, **extra)
             memory = step.memory
@@ -501,9 +504,12 @@ class MSStack(keras.Model):
         self._check_frame_shape(context.shape, "frames")
         if context.shape[1] < self.input_length:
             raise ValueError(
-                f"frames hold {context.shape[1]} time steps; this model needs input_length={self.input_length}."
+                f"frames hold {context.shape[1]} time steps; this model needs "
+                f"input_length={self.input_length}."
             )
-        forecast = np.clip(np.asarray(self.predict(context, batch_size=batch_size, verbose=verbose)), 0.0, 1.0)
+        forecast = np.clip(
+            np.asarray(self.predict(context, batch_size=batch_size, verbose=verbose)), 0.0, 1.0
+        )
         return forecast[0] if single else forecast
 
     # === Training defaults ===
@@ -575,4 +581,3 @@ class MSStack(keras.Model):
 
 def _is_static(probability, value):
     return isinstance(probability, (int, float)) and float(probability) == value
-

@@ -14,6 +14,7 @@ import keras
 from keras import ops
 
 from keras_msrnn.api_export import keras_msrnn_export
+from keras_msrnn.validation import positive_int
 
 
 class SamplingSchedule:
@@ -54,11 +55,7 @@ class LinearSampling(SamplingSchedule):
     """
 
     def __init__(self, decay_steps=10000):
-        if not isinstance(decay_steps, int) or decay_steps < 1:
-            raise ValueError(
-                f"`decay_steps` must be a positive int. Received: decay_steps={decay_steps!r}"
-            )
-        self.decay_steps = decay_steps
+        self.decay_steps = positive_int("decay_steps", decay_steps)
 
     def eta(self, step):
         """Probability of feeding the true frame during the forecast at `step`."""
@@ -142,7 +139,11 @@ class ReverseSampling(SamplingSchedule):
         )
 
     def get_config(self):
-        return {"start_step": self.start_step, "end_step": self.end_step, "exp_alpha": self.exp_alpha}
+        return {
+            "start_step": self.start_step,
+            "end_step": self.end_step,
+            "exp_alpha": self.exp_alpha,
+        }
 
 
 @keras_msrnn_export
@@ -163,13 +164,8 @@ class EpochReverseSampling(SamplingSchedule):
     """
 
     def __init__(self, epochs, steps_per_epoch):
-        if not isinstance(epochs, int) or epochs < 1 or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
-            raise ValueError(
-                "EpochReverseSampling needs positive int epochs and steps_per_epoch. "
-                f"Received: epochs={epochs!r}, steps_per_epoch={steps_per_epoch!r}"
-            )
-        self.epochs = epochs
-        self.steps_per_epoch = steps_per_epoch
+        self.epochs = positive_int("epochs", epochs)
+        self.steps_per_epoch = positive_int("steps_per_epoch", steps_per_epoch)
 
     def feed_probabilities(self, step, input_length, output_length):
         epoch = ops.floor_divide(ops.cast(step, "int32"), self.steps_per_epoch) + 1
@@ -182,7 +178,11 @@ class EpochReverseSampling(SamplingSchedule):
         return {"epochs": self.epochs, "steps_per_epoch": self.steps_per_epoch}
 
 
-_SCHEDULES = {"linear": LinearSampling, "teacher_forcing": TeacherForcing, "free_running": FreeRunning}
+_SCHEDULES = {
+    "linear": LinearSampling,
+    "teacher_forcing": TeacherForcing,
+    "free_running": FreeRunning,
+}
 
 
 _SCHEDULE_CLASSES = {

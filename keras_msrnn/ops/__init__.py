@@ -9,4 +9,9 @@ __all__ = [
     "downsample",
     "local_attention",
     "local_attention_scores",
-    "patch_frames", "rescale", "unpatch_frames", "upsample", "warp"]
+    "patch_frames",
+    "rescale",
+    "unpatch_frames",
+    "upsample",
+    "warp",
+]

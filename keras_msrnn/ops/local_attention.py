@@ -5,6 +5,7 @@ import functools
 from keras import ops
 
 from keras_msrnn.backend.remat import remat
+from keras_msrnn.validation import positive_int
 
 
 def window_offsets(window):
@@ -30,7 +31,7 @@ def _horizontal_shifts(x, window):
     return ops.stack([padded[:, :, dx : dx + width] for dx in range(window)], axis=3)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _score_row(dy, height):
     """Scores of window row `dy`, `(B, H, W, window)`.
 
@@ -45,7 +46,7 @@ def _score_row(dy, height):
     return remat(scores)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _value_row(dy, height, window):
     """Weighted values of window row `dy`, rematerialised like `_score_row`."""
 
@@ -98,8 +99,7 @@ def local_attention(query, key, value, window=30):
     Returns:
         `(batch, height, width, channels)`.
     """
-    if not isinstance(window, int) or window < 1:
-        raise ValueError(f"`window` must be a positive int. Received: window={window!r}")
+    positive_int("window", window)
     scores = local_attention_scores(query, key, window)
     weights = ops.softmax(scores, axis=-1)
     return local_attention_values(weights, value, window)

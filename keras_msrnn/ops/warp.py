@@ -48,7 +48,9 @@ def warp(images, flows):
         inside = (cx >= 0) & (cx <= width - 1) & (cy >= 0) & (cy <= height - 1)
         index = ops.cast(ops.clip(cy, 0, height - 1) * width + ops.clip(cx, 0, width - 1), "int32")
         index = ops.reshape(index, (batch, height * width * links, 1))
-        values = ops.take_along_axis(flat, ops.broadcast_to(index, (batch, height * width * links, channels)), axis=1)
+        values = ops.take_along_axis(
+            flat, ops.broadcast_to(index, (batch, height * width * links, channels)), axis=1
+        )
         weight = ops.reshape(weight * ops.cast(inside, dtype), (batch, height * width * links, 1))
         return values * ops.cast(weight, images.dtype)
 

@@ -9,7 +9,12 @@ def _front_matter(metadata):
     tags = ["keras", "keras-msrnn", "spatiotemporal-prediction", "video-prediction"]
     if metadata.get("cell"):
         tags.append(str(metadata["cell"]))
-    lines = ["---", "library_name: keras-msrnn", f"license: {metadata.get('license', LICENSE)}", "tags:"]
+    lines = [
+        "---",
+        "library_name: keras-msrnn",
+        f"license: {metadata.get('license', LICENSE)}",
+        "tags:",
+    ]
     lines += [f"- {tag}" for tag in tags]
     if metadata.get("dataset"):
         lines += ["datasets:", f"- {metadata['dataset']}"]
@@ -48,14 +53,18 @@ def render(config, metadata):
         metadata.get("description", "A keras-msrnn preset."),
         "Load it on TensorFlow, PyTorch or JAX (set `KERAS_BACKEND`):",
         f'```python\nimport keras_msrnn\nmodel = keras_msrnn.from_preset("hf://<org>/{name}")\n'
-        "forecast = model.predict(context)  # (batch, time, height, width, channels) in [0, 1]\n```",
-        f"## Architecture\n\n`{config.get('class_name')}` with {metadata.get('parameter_count', '?'):,} parameters."
+        "forecast = model.predict(context)  # (batch, time, height, width, channels) in [0, "
+        "1]\n```",
+        f"## Architecture\n\n`{config.get('class_name')}` with "
+        f"{metadata.get('parameter_count', '?'):,} parameters."
         if isinstance(metadata.get("parameter_count"), int)
         else "## Architecture",
         arguments,
-        "## Training\n\n" + (f"```json\n{json.dumps(training, indent=2)}\n```" if training else "Not recorded."),
+        "## Training\n\n"
+        + (f"```json\n{json.dumps(training, indent=2)}\n```" if training else "Not recorded."),
         "## Evaluation\n\n" + _metrics_table(metadata.get("metrics")),
-        f"Saved with keras-msrnn {metadata.get('keras_msrnn_version')} and Keras {metadata.get('keras_version')} "
+        f"Saved with keras-msrnn {metadata.get('keras_msrnn_version')} and Keras "
+        f"{metadata.get('keras_version')} "
         f"(format version {metadata.get('format_version')}).",
     ]
     return "\n\n".join(sections) + "\n"

@@ -25,9 +25,8 @@ import warnings
 
 import keras
 
-from keras_msrnn.presets import model_card
 from keras_msrnn import recipes
-from keras_msrnn.presets import registry
+from keras_msrnn.presets import model_card, registry
 from keras_msrnn.version import __version__
 
 FORMAT_VERSION = 1
@@ -100,11 +99,14 @@ def _registered_location(name, revision):
     where, location = registry.locate(canonical)
     if revision is not None:
         if where != "hub":
-            raise PresetError(f"Preset {name!r} is not published to the Hub, so it has no revision {revision!r}.")
+            raise PresetError(
+                f"Preset {name!r} is not published to the Hub, so it has no revision {revision!r}."
+            )
         return location.partition("@")[0] + "@" + revision
     if where is None:
         raise PresetError(
-            f"Preset {name!r} has no weights yet (recipe only); train it with: {registry.train_command(canonical)}"
+            f"Preset {name!r} has no weights yet (recipe only); train it with: "
+            f"{registry.train_command(canonical)}"
         )
     return location
 
@@ -117,7 +119,9 @@ def _download(handle, revision, cache_dir):
 
     repo_id, handle_revision = parse_hf_handle(handle)
     if revision and handle_revision and revision != handle_revision:
-        raise PresetError(f"{handle!r} pins revision {handle_revision!r}, but revision={revision!r} was passed.")
+        raise PresetError(
+            f"{handle!r} pins revision {handle_revision!r}, but revision={revision!r} was passed."
+        )
     revision = revision or handle_revision
     try:
         # One call resolves the revision to one commit and fetches its files.
@@ -130,16 +134,21 @@ def _download(handle, revision, cache_dir):
             library_version=__version__,
         )
     except huggingface_hub.errors.RepositoryNotFoundError:
-        raise PresetError(f"Preset {handle!r}: the repository {repo_id!r} does not exist (or is private).") from None
+        raise PresetError(
+            f"Preset {handle!r}: the repository {repo_id!r} does not exist (or is private)."
+        ) from None
     except huggingface_hub.errors.RevisionNotFoundError:
         raise PresetError(f"Preset {handle!r}: revision {revision!r} does not exist.") from None
     except huggingface_hub.errors.LocalEntryNotFoundError:
         if huggingface_hub.constants.HF_HUB_OFFLINE:
-            raise PresetError(f"Preset {handle!r} is not in the local cache (HF_HUB_OFFLINE is set).") from None
+            raise PresetError(
+                f"Preset {handle!r} is not in the local cache (HF_HUB_OFFLINE is set)."
+            ) from None
         raise PresetError(f"Preset {handle!r} could not be downloaded and is not cached.") from None
     except Exception as error:  # the HTTP stack's transport errors share no base class
         raise PresetError(
-            f"Preset {handle!r}: downloading failed ({type(error).__name__}: {' '.join(str(error).split())})."
+            f"Preset {handle!r}: downloading failed ({type(error).__name__}: "
+            f"{' '.join(str(error).split())})."
         ) from None
     missing = [name for name in REQUIRED_FILES if not os.path.isfile(os.path.join(folder, name))]
     if missing:
@@ -160,7 +169,9 @@ def _evict_from_cache(folder, cache_dir):
     try:
         huggingface_hub.scan_cache_dir(cache_dir).delete_revisions(commit).execute()
     except Exception as error:  # a cache we cannot clean must not hide the load error
-        warnings.warn(f"Could not remove the broken download {folder} from the cache ({error}).", stacklevel=3)
+        warnings.warn(
+            f"Could not remove the broken download {folder} from the cache ({error}).", stacklevel=3
+        )
 
 
 # === Loading ===
@@ -196,14 +207,19 @@ def _check_safe_object(node, preset):
     registered = node.get("registered_name") or ""
     module = node.get("module") or ""
     if node["class_name"] in ("__lambda__", "function"):
-        raise PresetError(f"Preset {preset!r} holds a serialized {node['class_name']}; it will not be loaded.")
+        raise PresetError(
+            f"Preset {preset!r} holds a serialized {node['class_name']}; it will not be loaded."
+        )
     if registered.startswith("keras_msrnn>"):
         registered_class = keras.saving.get_registered_object(registered)
         if registered_class is None:
-            raise PresetError(f"Preset {preset!r}: class {registered!r} is not known to this keras-msrnn.")
+            raise PresetError(
+                f"Preset {preset!r}: class {registered!r} is not known to this keras-msrnn."
+            )
         if module != registered_class.__module__:
             raise PresetError(
-                f"Preset {preset!r}: the object registered as {registered!r} gives module {module!r}, "
+                f"Preset {preset!r}: the object registered as {registered!r} gives module "
+                f"{module!r}, "
                 f"not {registered_class.__module__!r}; it will not be loaded."
             )
         return
@@ -224,7 +240,8 @@ def load_preset_config(folder, preset):
         raise PresetError(f"Preset {preset!r}: metadata.json has no integer format_version.")
     if version > FORMAT_VERSION:
         raise PresetError(
-            f"Preset {preset!r} has format_version {version}; this keras-msrnn ({__version__}) reads "
+            f"Preset {preset!r} has format_version {version}; this keras-msrnn ({__version__}) "
+            "reads "
             f"up to {FORMAT_VERSION}. Upgrade keras-msrnn to load it."
         )
     config = _read_json(folder, CONFIG_FILE, preset)
@@ -235,18 +252,23 @@ def load_preset_config(folder, preset):
             "not a keras_msrnn model."
         )
     if keras.saving.get_registered_object(registered) is None:
-        raise PresetError(f"Preset {preset!r}: class {registered!r} is not known to this keras-msrnn.")
+        raise PresetError(
+            f"Preset {preset!r}: class {registered!r} is not known to this keras-msrnn."
+        )
     _check_safe_objects(config, preset)
     saved_keras = metadata.get("keras_version", "")
     if saved_keras.split(".")[:2] != keras.version().split(".")[:2]:
         warnings.warn(
-            f"Preset {preset!r} was saved with Keras {saved_keras}; this is Keras {keras.version()}.",
+            f"Preset {preset!r} was saved with Keras {saved_keras}; this is Keras "
+            f"{keras.version()}.",
             stacklevel=3,
         )
     return config, metadata
 
 
-def from_preset(preset, load_weights=True, revision=None, cache_dir=None, expected_class=None, **overrides):
+def from_preset(
+    preset, load_weights=True, revision=None, cache_dir=None, expected_class=None, **overrides
+):
     """Instantiates a model from a preset.
 
     Args:
@@ -298,7 +320,9 @@ def _instantiate(folder, preset, load_weights, expected_class, overrides):
             f"Preset {preset!r} could not be built{_with(overrides)}: {error}"
         ) from None
     if not model.built:
-        raise PresetError(f"Preset {preset!r}: config.json has no build_config, so weights cannot load.")
+        raise PresetError(
+            f"Preset {preset!r}: config.json has no build_config, so weights cannot load."
+        )
     if load_weights:
         weights = os.path.join(folder, WEIGHTS_FILE)
         if not os.path.isfile(weights):
@@ -337,7 +361,9 @@ def save_to_preset(model, preset_dir, metadata=None, weights_dtype=None):
             what is stored.
     """
     if weights_dtype not in (None, "float16"):
-        raise ValueError(f"`weights_dtype` must be None or 'float16'. Received: weights_dtype={weights_dtype!r}")
+        raise ValueError(
+            f"`weights_dtype` must be None or 'float16'. Received: weights_dtype={weights_dtype!r}"
+        )
     if not getattr(model, "built", False):
         raise ValueError("Build the model (call it or fit it once) before saving a preset.")
     registered = keras.saving.get_registered_name(type(model))

@@ -75,7 +75,10 @@ def train_command(name):
     name = canonical_name(name)
     cell, dataset, _ = recipes.parse_name(name)
     variant = " --variant cpu" if dataset == "mnist" else ""
-    return f"keras-msrnn train {name}{variant} --data-dir <{dataset} data> --preset-out zoo/presets/{name}"
+    return (
+        f"keras-msrnn train {name}{variant} --data-dir <{dataset} data> "
+        f"--preset-out zoo/presets/{name}"
+    )
 
 
 def status(name):

@@ -89,7 +89,10 @@ def save_checkpoint(path, model, state):
         format_version=FORMAT_VERSION,
         variables=[[group, variable.path, list(variable.shape)] for group, variable in variables],
     )
-    arrays = {f"v{index}": keras.ops.convert_to_numpy(variable) for index, (_, variable) in enumerate(variables)}
+    arrays = {
+        f"v{index}": keras.ops.convert_to_numpy(variable)
+        for index, (_, variable) in enumerate(variables)
+    }
     arrays[_STATE_KEY] = np.array(json.dumps(state))
     write_atomically(path, lambda file: np.savez(file, **arrays))
 
@@ -110,7 +113,9 @@ def load_checkpoint(path, model):
             raise CheckpointError(
                 f"Checkpoint {path} holds {len(saved)} variables; this model has {len(variables)}."
             )
-        for index, ((group, variable), (saved_group, saved_path, saved_shape)) in enumerate(zip(variables, saved)):
+        for index, ((group, variable), (saved_group, saved_path, saved_shape)) in enumerate(
+            zip(variables, saved)
+        ):
             if group != saved_group or list(variable.shape) != saved_shape:
                 raise CheckpointError(
                     f"Checkpoint {path} does not fit the model: variable {index} is {saved_group} "

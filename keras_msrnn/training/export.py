@@ -34,7 +34,7 @@ def export_preset(model, recipe, workdir, preset_dir, data_dir=None, verbose=Tru
         "test",
         data_dir,
         batch_size=evaluation.get("batch_size", 16),
-        num_sequences=evaluation.get("num_sequences", 1000),
+        max_sequences=evaluation.get("num_sequences", 1000),
     )
     round_weights(model, PRESET_WEIGHTS_DTYPE)
     results = evaluate(model, test_data, verbose=verbose)
@@ -44,7 +44,7 @@ def export_preset(model, recipe, workdir, preset_dir, data_dir=None, verbose=Tru
         "name": recipe.get("name"),
         "description": recipe.get("description", ""),
         "cell": recipe["model"].get("cell"),
-        "dataset": recipe["dataset"]["class_name"],
+        "dataset": recipe["dataset"]["name"],
         "recipe": recipe,
         "training": {
             "steps": state.get("steps_done"),

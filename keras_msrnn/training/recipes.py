@@ -11,9 +11,10 @@ import os
 
 import keras
 
-from keras_msrnn import datasets
+from keras_msrnn.datasets import get_dataset
 from keras_msrnn.models import MSStack
 from keras_msrnn.recipes import get_recipe, parse_name
+from keras_msrnn.validation import positive_int
 
 RECIPE_SECTIONS = ("model", "dataset", "training")
 REQUIRED_TRAINING_KEYS = ("batch_size", "steps", "steps_per_epoch")
@@ -39,7 +40,8 @@ def load_recipe(path_or_dict, variant=None):
                 recipe = json.load(file)
         except FileNotFoundError:
             raise ValueError(
-                f"Recipe {path_or_dict} does not exist (neither a file nor a zoo name like ms-predrnn-mnist)."
+                f"Recipe {path_or_dict} does not exist (neither a file nor a zoo name like "
+                "ms-predrnn-mnist)."
             ) from None
         except json.JSONDecodeError as error:
             raise ValueError(f"Recipe {path_or_dict} is not valid JSON: {error}") from None
@@ -55,8 +57,10 @@ def load_recipe(path_or_dict, variant=None):
         raise ValueError(f"Recipe {name!r}: its training section lacks {missing}.")
     for key in REQUIRED_TRAINING_KEYS:
         value = training[key]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"Recipe {name!r}: training.{key} must be a positive integer, not {value!r}.")
+        try:
+            positive_int(f"training.{key}", value)
+        except ValueError as error:
+            raise ValueError(f"Recipe {name!r}: {error}") from None
     if training["steps"] % training["steps_per_epoch"]:
         raise ValueError(
             f"Recipe {name!r}: training.steps ({training['steps']}) must be a multiple of "
@@ -72,16 +76,17 @@ def build_model(recipe):
 def make_dataset(recipe, split, data_dir=None, **overrides):
     """The recipe's data set for `split`, with its lengths taken from the model."""
     spec = recipe["dataset"]
-    dataset_class = getattr(datasets, spec["class_name"], None)
-    if dataset_class is None or not isinstance(dataset_class, type):
-        raise ValueError(f"Unknown dataset {spec['class_name']!r} in recipe {recipe.get('name')!r}.")
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ValueError(
+            f"Recipe {recipe.get('name')!r}: dataset must be {{'name': ..., 'config': {{...}}}}."
+        )
     config = dict(spec.get("config", {}))
     if data_dir is not None:
         config["data_dir"] = data_dir
     config.setdefault("input_length", recipe["model"].get("input_length", 10))
     config.setdefault("output_length", recipe["model"].get("output_length", 10))
     config.update(overrides)
-    return dataset_class(split=split, **config)
+    return get_dataset(spec["name"], split, **config)
 
 
 def make_optimizer(training):

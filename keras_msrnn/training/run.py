@@ -48,7 +48,13 @@ STATE_FILE = "training_state.json"
 LOG_FILE = "log.csv"
 MODEL_FILE = "model.keras"
 # Recipe sections whose change makes a checkpoint meaningless; `steps` may grow.
-_RESUMABLE_CHANGES = {("training", "steps"), ("name",), ("description",), ("evaluation",), ("variants",)}
+_RESUMABLE_CHANGES = {
+    ("training", "steps"),
+    ("name",),
+    ("description",),
+    ("evaluation",),
+    ("variants",),
+}
 
 
 class TrainingResult:
@@ -108,11 +114,18 @@ def train(recipe, workdir, data_dir=None, max_minutes=None, checkpoint_minutes=5
     seed = training.get("seed", 0)
     keras.utils.set_random_seed(seed)
     train_data = make_dataset(
-        recipe, "train", data_dir, batch_size=training["batch_size"], shuffle=True, seed=seed, drop_remainder=True
+        recipe,
+        "train",
+        data_dir,
+        batch_size=training["batch_size"],
+        shuffle=True,
+        seed=seed,
+        drop_remainder=True,
     )
     if len(train_data) == 0:
         raise ValueError(
-            f"The training data holds {train_data.num_sequences} sequences, fewer than one batch of "
+            f"The training data holds {train_data.num_sequences} sequences, fewer than one batch "
+            "of "
             f"{training['batch_size']}."
         )
     model = build_model(recipe)
@@ -131,7 +144,16 @@ def train(recipe, workdir, data_dir=None, max_minutes=None, checkpoint_minutes=5
 
     deadline = None if max_minutes is None else started + 60.0 * max_minutes
     with _stop_requests() as stop_requests:
-        progress = _Progress(workdir, recipe, state, model, deadline, 60.0 * checkpoint_minutes, stop_requests, started)
+        progress = _Progress(
+            workdir,
+            recipe,
+            state,
+            model,
+            deadline,
+            60.0 * checkpoint_minutes,
+            stop_requests,
+            started,
+        )
         for first_step, last_step in _fit_segments(step, total_steps, steps_per_epoch):
             model.fit(
                 _batches(train_data, first_step, last_step),
@@ -164,7 +186,10 @@ def _fit_segments(step, total_steps, steps_per_epoch):
 
 
 def _batches(dataset, first_step, last_step):
-    """The batches of global steps `first_step .. last_step - 1`: passes over the data, reshuffled each pass."""
+    """The batches of global steps `first_step .. last_step - 1`.
+
+    Global steps run through the data in passes, reshuffled at each pass.
+    """
     for step in range(first_step, last_step):
         data_pass, index = divmod(step, len(dataset))
         yield dataset.batch(index, data_pass)
@@ -215,7 +240,9 @@ def _stop_requests():
             raise KeyboardInterrupt
         requests.append(signal.Signals(signum).name)
 
-    previous = {number: signal.signal(number, request_stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        number: signal.signal(number, request_stop) for number in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield requests
     finally:
@@ -226,7 +253,9 @@ def _stop_requests():
 class _Progress(keras.callbacks.Callback):
     """Counts global steps, writes checkpoints and logs, stops on time or signal."""
 
-    def __init__(self, workdir, recipe, state, model, deadline, checkpoint_seconds, stop_requests, started):
+    def __init__(
+        self, workdir, recipe, state, model, deadline, checkpoint_seconds, stop_requests, started
+    ):
         super().__init__()
         self.workdir = workdir
         self.recipe = recipe
@@ -253,7 +282,11 @@ class _Progress(keras.callbacks.Callback):
         self.step += 1
         if self.stop_requests:
             self.stopped_by = self.stop_requests[0]
-        elif self.deadline is not None and time.monotonic() >= self.deadline and self.step < self.total_steps:
+        elif (
+            self.deadline is not None
+            and time.monotonic() >= self.deadline
+            and self.step < self.total_steps
+        ):
             self.stopped_by = "max_minutes"
         if self.stopped_by:
             self.model.stop_training = True
@@ -272,7 +305,12 @@ class _Progress(keras.callbacks.Callback):
 
     def save(self):
         seconds = round(self.seconds_before + time.monotonic() - self.started, 1)
-        state = {"step": self.step, "epochs": self.epochs, "seconds_total": seconds, "recipe": self.recipe}
+        state = {
+            "step": self.step,
+            "epochs": self.epochs,
+            "seconds_total": seconds,
+            "recipe": self.recipe,
+        }
         save_checkpoint(os.path.join(self.workdir, CHECKPOINT_FILE), self.model, state)
         self.last_checkpoint = time.monotonic()
         write_text_atomically(os.path.join(self.workdir, LOG_FILE), _csv(self.epochs))
@@ -286,7 +324,9 @@ class _Progress(keras.callbacks.Callback):
             "seconds_total": seconds,
             "backend": keras.config.backend(),
         }
-        write_text_atomically(os.path.join(self.workdir, STATE_FILE), json.dumps(summary, indent=2) + "\n")
+        write_text_atomically(
+            os.path.join(self.workdir, STATE_FILE), json.dumps(summary, indent=2) + "\n"
+        )
 
 
 def _csv(rows):

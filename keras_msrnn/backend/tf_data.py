@@ -1,0 +1,30 @@
+"""BACKEND-SPECIFIC: a keras_msrnn data set as a `tf.data.Dataset`."""
+
+
+def as_tf_dataset(dataset):
+    """The batches of a `SequenceDataset` as a prefetching `tf.data.Dataset`.
+
+    Each pass over the returned data set is one epoch of `dataset` (its
+    `on_epoch_end` runs after the last batch). Needs TensorFlow installed.
+    """
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise RuntimeError(
+            "as_tf_dataset needs TensorFlow: pip install 'keras-msrnn[tensorflow]'."
+        ) from None
+
+    (context, future), _ = dataset[0]
+    spec = (
+        tf.TensorSpec((None,) + context.shape[1:], tf.float32),
+        tf.TensorSpec((None,) + future.shape[1:], tf.float32),
+    )
+
+    def batches():
+        for index in range(len(dataset)):
+            yield dataset[index]
+        dataset.on_epoch_end()
+
+    return tf.data.Dataset.from_generator(batches, output_signature=(spec, spec[1])).prefetch(
+        tf.data.AUTOTUNE
+    )
