@@ -24,7 +24,7 @@ _API = re.compile(
 )
 
 
-CARD_KEYS = {"library_name", "license", "tags", "datasets", "metrics", "pipeline_tag"}
+CARD_KEYS = {"library_name", "license", "tags", "datasets", "metrics", "pipeline_tag", "model-index"}
 
 
 def validate_card(content):
@@ -34,7 +34,7 @@ def validate_card(content):
         return [{"message": "README.md has no YAML front matter"}]
     errors = []
     for line in lines[1 : lines.index("---", 1)]:
-        if line.startswith("- "):
+        if line.startswith(("- ", " ")):  # list items and nested mappings
             continue
         key, sep, _ = line.partition(":")
         if not sep or key not in CARD_KEYS:

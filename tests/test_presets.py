@@ -51,8 +51,16 @@ def test_save_and_load_local_preset(preset_dir):
         keras_msrnn.MSStack.from_preset(str(folder)).count_params() == metadata["parameter_count"]
     )
     card = (folder / "README.md").read_text()
-    assert card.startswith("---\nlibrary_name: keras-msrnn\n")
-    assert "- moving_mnist" in card
+    front_matter = card.split("---")[1]
+    for line in (
+        "library_name: keras-msrnn",
+        "pipeline_tag: other",
+        "- mnist",
+        "- video-prediction",
+    ):
+        assert line in front_matter.splitlines()
+    assert card.count("# preset\n") == 1  # titled by its folder, no placeholder
+    assert f'keras_msrnn.from_preset("{folder}")' in card
 
 
 def test_preset_weights_leave_the_optimizer_out(tmp_path):
@@ -92,6 +100,21 @@ def test_hub_round_trip_through_the_real_client(preset_dir, hub, tmp_path):
     np.testing.assert_allclose(forecast(model), expected, atol=1e-6)
     card = hub.repos["org/tiny"].files("main")[1]["README.md"].decode()
     assert "library_name: keras-msrnn" in card
+    assert 'keras_msrnn.from_preset("hf://org/tiny")' in card and "<org>" not in card
+
+
+def test_the_card_carries_the_test_metrics_as_eval_results(tmp_path):
+    from huggingface_hub import ModelCard
+
+    metrics = {"future_frames": {"mse": 91.5, "ssim": 0.79}}
+    tiny_model().save_to_preset(
+        str(tmp_path / "p"),
+        {"name": "ms-predrnn-mnist", "dataset": "moving_mnist", "metrics": metrics},
+    )
+    card = ModelCard.load(str(tmp_path / "p" / "README.md"))
+    results = {result.metric_type: result.metric_value for result in card.data.eval_results}
+    assert results == {"mse": 91.5, "ssim": 0.79}
+    assert 'from_preset("ms-predrnn-mnist")' in card.text  # a zoo name loads by name
 
 
 def test_revisions_pin(preset_dir, hub, tmp_path):

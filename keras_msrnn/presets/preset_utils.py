@@ -389,9 +389,21 @@ def save_to_preset(model, preset_dir, metadata=None, weights_dtype=None):
     _write_json(os.path.join(preset_dir, CONFIG_FILE), config)
     _write_json(os.path.join(preset_dir, METADATA_FILE), full_metadata)
     _save_model_weights(model, os.path.join(preset_dir, WEIGHTS_FILE), weights_dtype)
-    with open(os.path.join(preset_dir, README_FILE), "w", encoding="utf-8") as file:
-        file.write(model_card.render(config, full_metadata))
+    _write_card(preset_dir, config, full_metadata)
     return preset_dir
+
+
+def _preset_name(preset_dir, metadata):
+    return metadata.get("name") or os.path.basename(os.path.normpath(preset_dir))
+
+
+def _write_card(folder, config, metadata, load_identifier=None):
+    """Writes the model card; it loads by zoo name, by `load_identifier` or by folder."""
+    name = _preset_name(folder, metadata)
+    if load_identifier is None:
+        load_identifier = name if registry.is_registered(name) else os.path.normpath(folder)
+    with open(os.path.join(folder, README_FILE), "w", encoding="utf-8") as file:
+        file.write(model_card.render(config, metadata, name, load_identifier))
 
 
 def _save_model_weights(model, path, dtype=None):
@@ -454,8 +466,8 @@ def validate_preset_dir(preset_dir):
 def upload_preset(handle, preset_dir, commit_message=None, private=None, revision=None):
     """Uploads a preset folder to the Hugging Face Hub.
 
-    Creates the repository if needed and writes a model card (`README.md`
-    with YAML front matter) when the folder has none. Authentication comes
+    Creates the repository if needed and writes the model card
+    (`README.md` with YAML front matter) that loads it from `handle`. Authentication comes
     from `HF_TOKEN` or `hf auth login`.
 
     Args:
@@ -475,13 +487,13 @@ def upload_preset(handle, preset_dir, commit_message=None, private=None, revisio
         raise PresetError(f"Upload to a branch with revision=..., not {handle!r}.")
     metadata = validate_preset_dir(preset_dir)
     with tempfile.TemporaryDirectory() as staging:
-        folder = preset_dir
-        if not os.path.isfile(os.path.join(preset_dir, README_FILE)):
-            folder = os.path.join(staging, "preset")
-            shutil.copytree(preset_dir, folder)
-            config = _read_json(folder, CONFIG_FILE, preset_dir)
-            with open(os.path.join(folder, README_FILE), "w", encoding="utf-8") as file:
-                file.write(model_card.render(config, metadata))
+        # The uploaded card says how to load the preset from where it lands.
+        folder = os.path.join(staging, "preset")
+        os.makedirs(folder)
+        for name in REQUIRED_FILES:
+            shutil.copy2(os.path.join(preset_dir, name), folder)
+        metadata = dict(metadata, name=_preset_name(preset_dir, metadata))
+        _write_card(folder, _read_json(folder, CONFIG_FILE, preset_dir), metadata, f"{HF_SCHEME}{repo_id}")
         repo = huggingface_hub.create_repo(repo_id, exist_ok=True, private=private)
         commit = huggingface_hub.upload_folder(
             repo_id=repo.repo_id,
