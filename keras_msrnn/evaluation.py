@@ -8,7 +8,28 @@ from keras import ops
 from keras_msrnn.frames import to_unit_frames
 from keras_msrnn.metrics import ForecastEvaluation
 
-TABLE_METRICS = ("mse", "mae", "ssim", "psnr", "gdl", "b_mse", "b_mae", "csi_0.5", "csi_30")
+FRAME_METRICS = ("mse", "mae", "ssim", "psnr", "gdl")
+RADAR_METRICS = (
+    "b_mse",
+    "b_mae",
+    "csi_0.5",
+    "csi_2",
+    "csi_5",
+    "csi_10",
+    "csi_30",
+    "hss_0.5",
+    "hss_30",
+)
+RADAR_PREFIXES = ("b_", "csi", "hss", "pod", "far")
+
+
+def metric_unit(name, frame_pixels):
+    """How to read a headline metric, for tables and plots."""
+    if name in ("mse", "mae", "gdl", "b_mse", "b_mae"):
+        return f"sum over the {frame_pixels:,} pixel values of a frame"
+    if name == "psnr":
+        return "dB"
+    return ""
 
 
 def predict_all_frames(model, context, future):
@@ -78,56 +99,91 @@ def evaluate(
         evaluation.update(truth, predict_all_frames(model, context, future))
         if progress is not None:
             progress.update(index + 1)
+    radar = bool(getattr(dataset, "radar", False))
     results = {
-        "all_frames": evaluation.results(),
-        "future_frames": evaluation.results(frames=slice(-output_length, None)),
+        "all_frames": _select(evaluation.results(), radar),
+        "future_frames": _select(evaluation.results(frames=slice(-output_length, None)), radar),
         "sequences": evaluation.count,
-        "conventions": {"thresholds": convention, "ssim": ssim_convention},
+        "frame_pixels": int(np.prod(truth.shape[2:])),
+        "conventions": {"thresholds": convention if radar else None, "ssim": ssim_convention},
     }
     if verbose:
         print(format_table(results))
     if output:
         with open(output, "w") as file:
             json.dump(results, file, indent=2)
+        if verbose:
+            print(f"results written to {output}")
     if plot:
         plot_curves(results, plot)
+        if verbose:
+            print(f"per-frame curves drawn in {plot}")
     return results
 
 
+def _select(frame_results, radar):
+    """Drops the rain-rate scores for data that is not radar: they mean nothing there."""
+    if radar:
+        return frame_results
+    keep = {
+        name: value
+        for name, value in frame_results["headline"].items()
+        if not name.startswith(RADAR_PREFIXES)
+    }
+    curves = {
+        name: value
+        for name, value in frame_results["per_frame"].items()
+        if not name.startswith(RADAR_PREFIXES)
+    }
+    return dict(frame_results, headline=keep, per_frame=curves)
+
+
 def format_table(results):
-    """A plain-text table of headline metrics for both frame conventions."""
-    header = f"{'metric':<10}{'future frames':>16}{'all S-1 frames':>18}"
+    """A plain-text table of headline metrics for both frame conventions, with units."""
+    header = f"{'metric':<10}{'future frames':>16}{'all S-1 frames':>18}  unit"
     lines = [header, "-" * len(header)]
     future, every = results["future_frames"]["headline"], results["all_frames"]["headline"]
-    for name in TABLE_METRICS:
+    for name in FRAME_METRICS + RADAR_METRICS:
         if name in future:
-            lines.append(f"{name:<10}{future[name]:>16.4f}{every[name]:>18.4f}")
+            unit = metric_unit(name, results["frame_pixels"])
+            lines.append(f"{name:<10}{future[name]:>16.4f}{every[name]:>18.4f}  {unit}")
     lines.append(f"({results['sequences']} sequences)")
     return "\n".join(lines)
 
 
 def plot_curves(results, path):
-    """Per-frame MSE and SSIM over all S-1 frames, context frames shaded."""
-    try:
-        import matplotlib
+    """Per-frame MSE and SSIM over all S-1 frames, the context frames shaded.
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    Draws on a `matplotlib.figure.Figure` directly, so it neither needs nor
+    changes the process's plotting backend (notebooks keep theirs).
+    """
+    try:
+        from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         raise RuntimeError("Plotting needs matplotlib: pip install 'keras-msrnn[plot]'.") from None
     every = results["all_frames"]["per_frame"]
     frames = np.arange(2, len(every["mse"]) + 2)
     future_start = frames[-len(results["future_frames"]["per_frame"]["mse"])]
-    figure, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    figure = Figure(figsize=(10, 3.6))
+    axes = figure.subplots(1, 2)
+    titles = {"mse": "MSE per frame", "ssim": "SSIM per frame"}
     for axis, name in zip(axes, ("mse", "ssim")):
-        axis.plot(frames, every[name], marker="o", markersize=3)
+        axis.plot(frames, every[name], marker="o", markersize=3, label="model prediction")
         axis.axvspan(
             frames[0] - 0.5, future_start - 0.5, color="0.9", label="context (teacher-forced)"
         )
-        axis.set_xlabel("frame")
-        axis.set_title(f"per-frame {name.upper()}")
+        axis.axvline(future_start - 0.5, color="tab:red", linewidth=1, label="first forecast frame")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.set_xlabel("frame number")
+        unit = metric_unit(name, results["frame_pixels"])
+        axis.set_ylabel(f"{name.upper()}" + (f"\n({unit})" if unit else ""))
+        axis.set_title(titles[name])
+        axis.grid(alpha=0.3)
     axes[0].legend(loc="upper left", fontsize=8)
+    figure.suptitle(
+        f"{results['sequences']} test sequences; frame 1 is the first context frame", fontsize=9
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)
     return path

@@ -93,10 +93,21 @@ def _image_array(image, channels):
     return to_unit_frames(array if array.ndim == 3 else array[..., None])
 
 
-def _to_uint8(frames):
+FORECAST_COLOUR = (220, 40, 40)
+TEXT_COLOUR = (0, 0, 0)
+BACKGROUND = (255, 255, 255)
+GAP = 4
+
+
+def _to_rgb(frames):
+    """Frames `(T, H, W, C)` in [0, 1] -> uint8 RGB `(T, H, W, 3)` (one channel: grey)."""
     frames = np.clip(np.asarray(frames, np.float32), 0, 1)
     frames = (frames * 255 + 0.5).astype(np.uint8)
-    return frames[..., 0] if frames.shape[-1] == 1 else frames
+    if frames.shape[-1] == 1:
+        return np.repeat(frames, 3, axis=-1)
+    if frames.shape[-1] == 3:
+        return frames
+    return np.repeat(frames[..., :1], 3, axis=-1)  # other channel counts: the first channel
 
 
 def _upscale(frames, factor):
@@ -107,37 +118,102 @@ def _scale_for(height):
     return max(1, 128 // height)
 
 
+def _font(size):
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
+
+
+def _frame_box(draw, left, top, width, height, colour, thickness=2):
+    for offset in range(thickness):
+        draw.rectangle(
+            [left - 1 - offset, top - 1 - offset, left + width + offset, top + height + offset],
+            outline=colour,
+        )
+
+
 def save_strip(path, context, forecast, truth=None):
-    """A PNG with rows context, truth (when known) and forecast."""
+    """A labelled PNG: rows context, truth (when known) and forecast.
+
+    Each row is named on the left; every frame carries its frame number
+    (context frames are 1..T_in, future frames continue from T_in + 1);
+    the forecast row is outlined in red.
+    """
     Image = _pil()
+    from PIL import ImageDraw
+
     scale = _scale_for(context.shape[1])
-    width = max(len(context), len(forecast))
-    rows = [context] + ([truth] if truth is not None else []) + [forecast]
-    height, frame_width = context.shape[1] * scale, context.shape[2] * scale
-    gap = 2
-    canvas = np.full(
-        (len(rows) * (height + gap), width * (frame_width + gap)) + _to_uint8(context).shape[3:],
-        255,
-        np.uint8,
+    height, width = context.shape[1] * scale, context.shape[2] * scale
+    first_future = len(context) + 1
+    rows = [("context", context, 1)]
+    if truth is not None:
+        rows.append(("truth", truth, first_future))
+    rows.append(("forecast", forecast, first_future))
+    label_width, number_height = 80, 16
+    columns = max(len(frames) for _, frames, _ in rows)
+    row_height = height + number_height + GAP
+    canvas = Image.new(
+        "RGB",
+        (label_width + columns * (width + GAP) + GAP, len(rows) * row_height + GAP),
+        BACKGROUND,
     )
-    for row, frames in enumerate(rows):
-        for column, frame in enumerate(_upscale(_to_uint8(frames), scale)):
-            top, left = row * (height + gap), column * (frame_width + gap)
-            canvas[top : top + height, left : left + frame_width] = frame
-    Image.fromarray(canvas).save(path)
+    draw = ImageDraw.Draw(canvas)
+    font, small = _font(14), _font(11)
+    for row, (name, frames, first_number) in enumerate(rows):
+        top = GAP + row * row_height + number_height
+        colour = FORECAST_COLOUR if name == "forecast" else TEXT_COLOUR
+        draw.text((6, top + height // 2), name, fill=colour, font=font, anchor="lm")
+        for column, frame in enumerate(_upscale(_to_rgb(frames), scale)):
+            left = label_width + column * (width + GAP)
+            canvas.paste(Image.fromarray(frame), (left, top))
+            draw.text(
+                (left + width // 2, top - 2),
+                f"t={first_number + column}",
+                fill=colour,
+                font=small,
+                anchor="mb",
+            )
+            if name == "forecast":
+                _frame_box(draw, left, top, width, height, FORECAST_COLOUR, thickness=1)
+    canvas.save(path)
     return path
 
 
-def save_gif(path, context, forecast, truth=None, duration_ms=200):
-    """An animated GIF: context then forecast; with truth, side by side."""
+def save_gif(path, context, forecast, truth=None, duration_ms=250):
+    """An animated, labelled GIF: the context, then the forecast (beside the truth when known).
+
+    A header names each panel and gives the frame number; from the first
+    forecast frame on, the forecast panel is outlined in red and its title
+    reads "forecast".
+    """
     Image = _pil()
+    from PIL import ImageDraw
+
     scale = _scale_for(context.shape[1])
-    left = np.concatenate([context, truth if truth is not None else forecast])
-    right = np.concatenate([context, forecast]) if truth is not None else None
-    frames = _upscale(_to_uint8(left), scale)
-    if right is not None:
-        separator = np.full(frames.shape[:2] + (2,) + frames.shape[3:], 255, np.uint8)
-        frames = np.concatenate([frames, separator, _upscale(_to_uint8(right), scale)], axis=2)
-    images = [Image.fromarray(frame) for frame in frames]
+    height, width = context.shape[1] * scale, context.shape[2] * scale
+    total = len(context) + len(forecast)
+    panels = [("truth", truth)] if truth is not None else []
+    panels.append(("forecast", forecast))
+    header = 36
+    size = (GAP + len(panels) * (width + GAP), header + height + GAP)
+    font, small = _font(14), _font(12)
+    context_rgb = _upscale(_to_rgb(context), scale)
+    panel_frames = [(name, _upscale(_to_rgb(frames), scale)) for name, frames in panels]
+    images = []
+    for step in range(total):
+        in_future = step >= len(context)
+        canvas = Image.new("RGB", size, BACKGROUND)
+        draw = ImageDraw.Draw(canvas)
+        draw.text((GAP, 2), f"frame {step + 1} of {total}", fill=TEXT_COLOUR, font=small)
+        for index, (name, frames) in enumerate(panel_frames):
+            left = GAP + index * (width + GAP)
+            image = frames[step - len(context)] if in_future else context_rgb[step]
+            title = name if in_future else "context"
+            colour = FORECAST_COLOUR if in_future and name == "forecast" else TEXT_COLOUR
+            draw.text((left + width // 2, header - 3), title, fill=colour, font=font, anchor="mb")
+            canvas.paste(Image.fromarray(image), (left, header))
+            if in_future and name == "forecast":
+                _frame_box(draw, left, header, width, height, FORECAST_COLOUR)
+        images.append(canvas)
     images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
     return path

@@ -24,7 +24,15 @@ _API = re.compile(
 )
 
 
-CARD_KEYS = {"library_name", "license", "tags", "datasets", "metrics", "pipeline_tag", "model-index"}
+CARD_KEYS = {
+    "library_name",
+    "license",
+    "tags",
+    "datasets",
+    "metrics",
+    "pipeline_tag",
+    "model-index",
+}
 
 
 def validate_card(content):

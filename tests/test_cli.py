@@ -32,15 +32,12 @@ def test_predict_writes_npy_gif_and_strip(tiny_preset, tmp_path, capsys):
     )  # forecasts are frames
     np.testing.assert_allclose(forecast, expected, atol=1e-5)
     gif = visualize.load_frames(os.path.join(out, "forecast.gif"), channels=1)
-    assert gif.shape == (
-        5,
-        128,
-        2 * 128 + 2,
-        1,
-    )  # (context + forecast), truth | forecast, upscaled x2
+    # context + forecast frames; a 36 px header, truth | forecast panels of 128 px (x2), 4 px gaps
+    assert gif.shape == (5, 36 + 128 + 4, 4 + 2 * (128 + 4), 1)
     from PIL import Image
 
-    assert Image.open(os.path.join(out, "forecast.png")).size == (3 * 130, 3 * 130)
+    # 80 px of row labels, then 3 columns of 128 px; 3 rows of 128 px under 16 px of frame numbers
+    assert Image.open(os.path.join(out, "forecast.png")).size == (80 + 3 * 132 + 4, 3 * 148 + 4)
     assert "MSE" in capsys.readouterr().out
 
 
@@ -103,10 +100,18 @@ def test_evaluate_prints_a_table_and_writes_json(tiny_preset, tmp_path, capsys, 
     assert cli.main(args + ["--batch-size", "2", "--output", output, "--plot", plot]) == 0
     from PIL import Image
 
-    assert Image.open(plot).size == (900, 320)
+    assert Image.open(plot).size == (1000, 360)
     printed = capsys.readouterr().out
     assert "future frames" in printed and "(4 sequences)" in printed
+    assert "sum over the 4,096 pixel values of a frame" in printed  # MSE's unit
+    assert (
+        f"results written to {output}" in printed and f"per-frame curves drawn in {plot}" in printed
+    )
     results = json.load(open(output))
+    # Moving MNIST is not rain: no rain-rate scores in the table or the results.
+    assert "csi" not in printed and not [
+        name for name in results["future_frames"]["headline"] if "csi" in name
+    ]
     assert len(results["future_frames"]["per_frame"]["mse"]) == 2
     assert len(results["all_frames"]["per_frame"]["mse"]) == 4  # S - 1 = 3 + 2 - 1
     assert results["future_frames"]["headline"]["mse"] == pytest.approx(

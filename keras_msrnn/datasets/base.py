@@ -59,6 +59,8 @@ class SequenceDataset(keras.utils.PyDataset):
             `use_multiprocessing`, `max_queue_size`).
     """
 
+    radar = False  # radar data sets: rain-rate scores apply (keras_msrnn.evaluate)
+
     def __init__(
         self,
         batch_size=16,

@@ -144,6 +144,8 @@ class RadarSequences(SequenceDataset):
     ```
     """
 
+    radar = True  # frames are rain on the dBZ pixel scale (keras_msrnn.radar_units)
+
     PATTERNS = {
         "knmi": (r"RAD_NL25_RAP_5min_(\d{12})\.h5$", read_knmi, rain_depth_to_pixel),
         "fmi": (r"(\d{12})_fmi\..*\.pgm\.gz$", read_fmi_pgm, dbz_to_pixel),
@@ -231,6 +233,8 @@ class RadarGermany(SequenceDataset):
         frame_stride: int. Keys between frames. Defaults to 6 (30 min).
         **kwargs: `SequenceDataset` arguments; lengths default to 5 -> 5.
     """
+
+    radar = True  # frames are rain on the dBZ pixel scale (keras_msrnn.radar_units)
 
     YEARS = {"train": range(2006, 2015), "valid": range(2015, 2016), "test": range(2016, 2018)}
 

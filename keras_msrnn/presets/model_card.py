@@ -91,7 +91,7 @@ def render(config, metadata, name, load_identifier):
         metadata.get("description") or "A keras-msrnn preset.",
         "Load it on TensorFlow, PyTorch or JAX (set `KERAS_BACKEND`):",
         f'```python\nimport keras_msrnn\nmodel = keras_msrnn.from_preset("{load_identifier}")\n'
-        "forecast = model.forecast(context)  # (time, height, width, channels) frames in [0, 1]\n```",
+        "forecast = model.forecast(context)  # frames (time, height, width, channels)\n```",
         f"## Architecture\n\n`{config.get('class_name')}` with {parameters:,} parameters."
         if isinstance(parameters, int)
         else "## Architecture",

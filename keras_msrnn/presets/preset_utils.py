@@ -493,7 +493,9 @@ def upload_preset(handle, preset_dir, commit_message=None, private=None, revisio
         for name in REQUIRED_FILES:
             shutil.copy2(os.path.join(preset_dir, name), folder)
         metadata = dict(metadata, name=_preset_name(preset_dir, metadata))
-        _write_card(folder, _read_json(folder, CONFIG_FILE, preset_dir), metadata, f"{HF_SCHEME}{repo_id}")
+        _write_card(
+            folder, _read_json(folder, CONFIG_FILE, preset_dir), metadata, f"{HF_SCHEME}{repo_id}"
+        )
         repo = huggingface_hub.create_repo(repo_id, exist_ok=True, private=private)
         commit = huggingface_hub.upload_folder(
             repo_id=repo.repo_id,
