@@ -2,6 +2,7 @@
 
 import os
 
+import keras
 import numpy as np
 import pytest
 
@@ -92,7 +93,7 @@ def test_trained_presets_reproduce_their_forecast(name):
     context = np.load(SAMPLE)[None, : model.input_length, :, :, None].astype(
         "float32"
     ) / np.float32(255)
-    forecast = np.asarray(model(context))[0]
+    forecast = keras.ops.convert_to_numpy(model(context))[0]
     np.testing.assert_allclose(forecast, np.load(os.path.join(FORECASTS, f"{name}.npy")), atol=1e-4)
     _, folder = registry.locate(name)
     size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))

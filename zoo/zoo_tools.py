@@ -17,6 +17,7 @@ import json
 import os
 import sys
 
+import keras
 import numpy as np
 
 import keras_msrnn
@@ -48,7 +49,7 @@ def record_forecasts():
     os.makedirs(FORECASTS, exist_ok=True)
     for name in trained_names():
         model = keras_msrnn.from_preset(name)
-        forecast = np.asarray(model(sample_context(model.input_length)))[0]
+        forecast = keras.ops.convert_to_numpy(model(sample_context(model.input_length)))[0]
         np.save(os.path.join(FORECASTS, f"{name}.npy"), forecast)
         print(f"{name}: forecast {forecast.shape} recorded")
 
