@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 BACKENDS := tensorflow torch jax
 PYTEST_ARGS ?=
 
-.PHONY: forecast test bench zoo-train clean
+.PHONY: forecast test test-fast lint run-tests bench zoo-train clean
 
 PRESET ?= ms-predrnn-mnist
 SAMPLE ?= examples/data/moving_mnist_test_0.npy
@@ -21,13 +21,25 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 forecast: $(BIN)/.installed
 	KERAS_BACKEND=$(FORECAST_BACKEND) $(BIN)/keras-msrnn predict $(PRESET) $(SAMPLE) --output forecast --overwrite
 
-# The fast suite once per backend, spread over the machine's cores (most
-# tests are bound by single-threaded op dispatch); fails if any backend fails.
-test: $(BIN)/.installed
+# The whole suite, fast and large tiers, once per backend, spread over the
+# machine's cores (most tests are bound by single-threaded op dispatch), after
+# the linter; fails if any backend fails. `make test-fast` is the edit-test loop.
+test: $(BIN)/.installed lint
+	@$(MAKE) --no-print-directory run-tests TIER=--run-large
+
+test-fast: $(BIN)/.installed
+	@$(MAKE) --no-print-directory run-tests TIER=
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+run-tests:
 	@failed=""; \
 	for backend in $(BACKENDS); do \
 		echo "=== KERAS_BACKEND=$$backend"; \
-		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -p no:cacheprovider -n auto $(PYTEST_ARGS) tests || failed="$$failed $$backend"; \
+		KERAS_BACKEND=$$backend $(BIN)/python -m pytest -q -p no:cacheprovider -n auto $(TIER) $(PYTEST_ARGS) tests \
+			|| failed="$$failed $$backend"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi; \
 	echo "all backends passed"

@@ -12,6 +12,19 @@ REFERENCE_DIR = Path(
 DATA_DIR = Path(os.environ.get("KERAS_MSRNN_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+def fast_subset(values, fast):
+    """Parametrize values: those in `fast` run in the fast tier, the rest are `large`.
+
+    Tuples are several arguments, as in `parametrize("a,b", [(1, 2), ...])`.
+    """
+
+    def large(value):
+        arguments = value if isinstance(value, tuple) else (value,)
+        return pytest.param(*arguments, marks=pytest.mark.large)
+
+    return [value if value in fast else large(value) for value in values]
+
+
 def pytest_addoption(parser):
     parser.addoption(
         "--run-large", action="store_true", help="run slow checks (training, benchmarks)"

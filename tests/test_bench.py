@@ -106,6 +106,7 @@ def test_markdown_table_uses_the_best_memory_figure_a_report_has():
     )
 
 
+@pytest.mark.large
 def test_bench_measures_resumes_and_tabulates(tmp_path, capsys):
     output = str(tmp_path / "bench.jsonl")
     assert cli.main(["bench", "--cell", "convlstm", "--output", output, "--json"] + TINY) == 0

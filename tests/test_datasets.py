@@ -7,6 +7,7 @@ import pytest
 import keras_msrnn
 from keras_msrnn.datasets import MovingMNIST
 from keras_msrnn.datasets.moving_mnist import read_idx_images
+from tests.conftest import fast_subset
 
 
 @pytest.fixture
@@ -232,6 +233,7 @@ def test_taxibj_missing_and_bad_files(tmp_path):
         keras_msrnn.datasets.TaxiBJ(data_dir=str(tmp_path), test_windows=10)
 
 
+@pytest.mark.large
 def test_a_tiny_model_trains_on_taxibj(tmp_path):
     write_taxibj(str(tmp_path), days=1)
     data = keras_msrnn.datasets.TaxiBJ(
@@ -292,6 +294,7 @@ def test_kth_sequence_index_and_person_split(kth_dir, shared_data):
     assert official["person01_boxing_d1"] == [(1, 95), (96, 185), (186, 245), (246, 360)]
 
 
+@pytest.mark.large
 def test_a_tiny_model_trains_on_kth(kth_dir):
     data = keras_msrnn.datasets.KTH(
         "test",
@@ -328,6 +331,7 @@ def test_radolan_ry_reader_on_the_real_frame(shared_data, tmp_path):
         keras_msrnn.datasets.read_radolan_ry(str(tmp_path / "other"))
 
 
+@pytest.mark.large
 def test_germany_protocol_on_rydl_hdf5_layout(tmp_path, shared_data):
     import h5py
 
@@ -370,7 +374,10 @@ def test_germany_protocol_on_rydl_hdf5_layout(tmp_path, shared_data):
     assert np.isfinite(model.fit(data, epochs=1, steps_per_epoch=1, verbose=0).history["loss"][0])
 
 
-@pytest.mark.parametrize("source,folder", [("knmi", "radar_knmi"), ("fmi", "radar_fmi")])
+@pytest.mark.parametrize(
+    "source,folder",
+    fast_subset([("knmi", "radar_knmi"), ("fmi", "radar_fmi")], {("knmi", "radar_knmi")}),
+)
 def test_real_radar_sequences_split_by_time(source, folder, shared_data):
     train = keras_msrnn.datasets.RadarSequences(
         source, "train", data_dir=str(shared_data / folder), frame_size=32

@@ -34,12 +34,14 @@ def run_example(name, *args, env=None, cwd=None):
     return result.stdout
 
 
+@pytest.mark.large
 def test_quickstart(tiny_preset, tmp_path):
     out = run_example("quickstart.py", "--preset", tiny_preset, "--output", str(tmp_path / "q"))
     assert "per-frame MSE" in out
     assert os.path.getsize(tmp_path / "q" / "forecast.gif") > 0
 
 
+@pytest.mark.large
 def test_fine_tune(tiny_preset, tmp_path):
     out = run_example(
         "fine_tune.py",
@@ -57,6 +59,7 @@ def test_fine_tune(tiny_preset, tmp_path):
     )
 
 
+@pytest.mark.large
 def test_push_to_hub_through_hf_endpoint(tiny_preset, tmp_path):
     with FakeHub() as hub:
         out = run_example(
@@ -73,6 +76,7 @@ def test_push_to_hub_through_hf_endpoint(tiny_preset, tmp_path):
     os.environ.get("KERAS_BACKEND", "tensorflow") != "torch",
     reason="runs all backends itself; once is enough",
 )
+@pytest.mark.large
 def test_switch_backends(tiny_preset):
     out = run_example("switch_backends.py", "--preset", tiny_preset)
     assert "all backends agree" in out

@@ -10,6 +10,7 @@ from keras_msrnn import MSStack
 from keras_msrnn.losses import msrnn_loss
 from keras_msrnn.models import EpochReverseSampling, LinearSampling, ReverseSampling, TeacherForcing
 from keras_msrnn.models.ms_stack import skip_sources
+from tests.conftest import fast_subset
 from tests.layer_test import run_layer_test
 
 TINY = dict(filters=4, scales=(1, 2, 1), input_length=3, output_length=2)
@@ -231,7 +232,7 @@ def _bouncing_square(batch, time, size=8):
     return sequences
 
 
-@pytest.mark.parametrize("cell", ["convlstm", "predrnn"])
+@pytest.mark.parametrize("cell", fast_subset(["convlstm", "predrnn"], {"convlstm"}))
 def test_fit_evaluate_predict(cell):
     sequences = _bouncing_square(batch=8, time=5)
     context, future = sequences[:, :3], sequences[:, 3:]
@@ -257,6 +258,7 @@ def test_default_compile_is_msrnn_adam_and_loss():
     np.testing.assert_allclose(float(numpy(model.optimizer.learning_rate)), 3e-4)
 
 
+@pytest.mark.large
 def test_mixed_bfloat16_trains_without_nan():
     sequences = _bouncing_square(batch=4, time=5)
     model = MSStack(cell="predrnn", dtype="mixed_bfloat16", **TINY)
@@ -310,6 +312,7 @@ def test_predrnn_v2_adds_the_decoupling_loss_when_targets_are_given():
     )
 
 
+@pytest.mark.large
 def test_predrnn_v2_trains_with_reverse_sampling():
     sequences = _bouncing_square(batch=4, time=5)
     model = MSStack(cell="predrnn_v2", sampling=ReverseSampling(1, 3, 1.0), **TINY)
@@ -321,6 +324,7 @@ def test_predrnn_v2_trains_with_reverse_sampling():
     assert int(numpy(model.sampling_step)) == 4
 
 
+@pytest.mark.large
 def test_ms_motionrnn_runs_on_odd_layer_sizes():
     # 20x20 frames give 5x5 layers, odd like the 31x31 layers of 124x124 radar.
     model = MSStack(
@@ -330,6 +334,7 @@ def test_ms_motionrnn_runs_on_odd_layer_sizes():
     assert forecast.shape == (1, 1, 20, 20, 1) and np.all(np.isfinite(forecast))
 
 
+@pytest.mark.large
 @pytest.mark.parametrize("quirks", [False, True])
 def test_motionrnn_samples_are_independent_unless_reproducing_the_reference(quirks):
     model = MSStack(cell="motionrnn", cell_config={"reference_quirks": quirks}, **TINY)

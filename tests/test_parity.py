@@ -7,9 +7,16 @@ from keras import ops
 from keras_msrnn.convert import msrnn_variable, to_msrnn_layout
 from keras_msrnn.losses import frame_mae, frame_mse, msrnn_loss
 from tests.backend_gradients import gradients
+from tests.conftest import fast_subset
 from tests.reference_cases import REFERENCE_MODELS, Reference
 
-pytestmark = pytest.mark.parametrize("name", sorted(REFERENCE_MODELS))
+# The fast tier checks one plain stack without memory, the MS zigzag memory,
+# and MIM's difference input; `--run-large` checks all sixteen models.
+MODELS = fast_subset(
+    sorted(REFERENCE_MODELS), {"convlstm", "ms_predrnn", "ms_mim", "ms_predrnn_v2"}
+)
+GRADIENT_MODELS = fast_subset(sorted(REFERENCE_MODELS), {"ms_predrnn"})
+with_models = pytest.mark.parametrize("name", MODELS)
 
 
 def _rollout_and_loss(model, reference, frames, probabilities):
@@ -52,6 +59,7 @@ def _run(reference_dir, name):
     return _RUNS[name]
 
 
+@with_models
 def test_free_running_and_teacher_forced_outputs(reference_dir, name):
     run = _run(reference_dir, name)
     reference = run["reference"]
@@ -60,6 +68,7 @@ def test_free_running_and_teacher_forced_outputs(reference_dir, name):
     np.testing.assert_allclose(run["tf"], reference["output_tf_nhwc"], rtol=0, atol=1e-5)
 
 
+@with_models
 def test_free_running_forecast_is_the_call_output(reference_dir, name):
     run = _run(reference_dir, name)
     model, frames = run["model"], run["reference"]["input_nhwc"]
@@ -69,6 +78,7 @@ def test_free_running_forecast_is_the_call_output(reference_dir, name):
     )
 
 
+@with_models
 def test_losses(reference_dir, name):
     run = _run(reference_dir, name)
     reference = run["reference"]
@@ -83,11 +93,13 @@ def test_losses(reference_dir, name):
         )
 
 
+@with_models
 def test_parameter_count(reference_dir, name):
     run = _run(reference_dir, name)
     assert run["model"].count_params() == run["reference"].meta["param_count"]["total"]
 
 
+@pytest.mark.parametrize("name", GRADIENT_MODELS)
 def test_gradients_reach_every_weight_as_in_reference(reference_dir, name):
     reference = Reference(reference_dir, name)
     model = reference.model()
@@ -109,6 +121,7 @@ def test_gradients_reach_every_weight_as_in_reference(reference_dir, name):
         assert error < 1e-4, f"{parameter}: relative gradient error {error:.2e}"
 
 
+@with_models
 def test_decoupling_terms(reference_dir, name):
     reference = Reference(reference_dir, name)
     model = reference.model()

@@ -14,6 +14,7 @@ from keras_msrnn.convert import from_msrnn
 from tests.reference_cases import REFERENCE_MODELS, REFERENCE_OPTIONS, Reference
 
 torch = pytest.importorskip("torch")
+from tests.conftest import fast_subset  # noqa: E402
 from tests.torch_reference import CELLS, Model  # noqa: E402 - needs torch
 
 SIZES = {
@@ -41,7 +42,7 @@ def _torch_frames(frames):
     keras.config.backend() != "torch",
     reason="pure PyTorch, independent of the Keras backend: checked once",
 )
-@pytest.mark.parametrize("name", TRANSCRIBED)
+@pytest.mark.parametrize("name", fast_subset(TRANSCRIBED, {"convlstm", "ms_predrnn", "ms_trajgru"}))
 def test_the_transcription_reproduces_the_goldens(reference_dir, name):
     reference = Reference(reference_dir, name)
     config = reference.config
@@ -69,7 +70,7 @@ def test_the_transcription_reproduces_the_goldens(reference_dir, name):
         )
 
 
-@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("cell", fast_subset(sorted(CELLS), {"convlstm", "predrnn"}))
 @pytest.mark.parametrize("size", sorted(SIZES))
 def test_outputs_match_the_pytorch_reference(cell, size):
     layers, multi_scale, filters, kernel, channels, height, width, t_in, t_out, batch = SIZES[size]

@@ -111,6 +111,7 @@ def test_the_repository_zoo_fits_its_budget():
     assert total <= 80 * 2**20
 
 
+@pytest.mark.large
 def test_publishing_the_zoo_and_loading_each_name_from_the_hub(hub, tmp_path, monkeypatch):
     assert TRAINED, "the zoo has no trained preset to publish"
     published = tmp_path / "published.json"
