@@ -297,6 +297,7 @@ def test_reverse_sampling_per_epoch_follows_the_msrnn_code():
     assert _values(schedule.feed_probabilities(59, 2, 2)) == [1.0, 1.0, 0.0]  # epoch 6 = test time
 
 
+@pytest.mark.large
 def test_predrnn_v2_adds_the_decoupling_loss_when_targets_are_given():
     model = MSStack(
         cell="predrnn_v2", decoupling_loss_weight=0.1, decoupling_reduction="mean", **TINY
@@ -351,23 +352,29 @@ def test_motionrnn_samples_are_independent_unless_reproducing_the_reference(quir
 @pytest.mark.parametrize(
     "options",
     [
-        {
-            "cell": "trajgru",
-            "cell_config": {"links": 3},
-            "kernel_size": 5,
-            "patch_size": 2,
-            "seed": 7,
-            "sampling": keras_msrnn.models.LinearSampling(decay_steps=50),
-            "reconstruction_loss_weight": 0.5,
-        },
-        {
-            "cell": "predrnn_v2",
-            "decoupling_loss_weight": 0.1,
-            "decoupling_reduction": "mean",
-            "sampling": keras_msrnn.models.EpochReverseSampling(epochs=6, steps_per_epoch=10),
-        },
+        pytest.param(
+            {
+                "cell": "trajgru",
+                "cell_config": {"links": 3},
+                "kernel_size": 5,
+                "patch_size": 2,
+                "seed": 7,
+                "sampling": keras_msrnn.models.LinearSampling(decay_steps=50),
+                "reconstruction_loss_weight": 0.5,
+            },
+            marks=pytest.mark.large,
+            id="trajgru",
+        ),
+        pytest.param(
+            {
+                "cell": "predrnn_v2",
+                "decoupling_loss_weight": 0.1,
+                "decoupling_reduction": "mean",
+                "sampling": keras_msrnn.models.EpochReverseSampling(epochs=6, steps_per_epoch=10),
+            },
+            id="predrnn_v2",
+        ),
     ],
-    ids=["trajgru", "predrnn_v2"],
 )
 def test_ms_stack_serializes_with_its_options(options, tmp_path):
     frames = np.random.default_rng(0).random((1, 3, 16, 16, 1)).astype("float32")

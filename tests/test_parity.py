@@ -15,7 +15,7 @@ from tests.reference_cases import REFERENCE_MODELS, Reference
 MODELS = fast_subset(
     sorted(REFERENCE_MODELS), {"convlstm", "ms_predrnn", "ms_mim", "ms_predrnn_v2"}
 )
-GRADIENT_MODELS = fast_subset(sorted(REFERENCE_MODELS), {"ms_predrnn"})
+GRADIENT_MODELS = fast_subset(sorted(REFERENCE_MODELS), {"ms_convlstm"})
 with_models = pytest.mark.parametrize("name", MODELS)
 
 
