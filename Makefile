@@ -13,7 +13,7 @@ FORECAST_BACKEND ?= torch
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[all,test]"
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[cpu,plot,video,export,test]"
 	touch $@
 
 # The main job: a forecast from the bundled pretrained preset on a bundled

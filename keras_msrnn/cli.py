@@ -200,6 +200,53 @@ def run_train(args):
     return 0
 
 
+# === export ===
+
+EXPORT_FORMATS = ("tf_saved_model", "onnx")
+
+
+def run_export(args):
+    import shutil
+
+    from keras_msrnn.presets import from_preset
+
+    if os.path.exists(args.output) and not args.overwrite:
+        raise ValueError(
+            f"{args.output} already exists; pass --overwrite to replace it, or choose another path."
+        )
+    parent = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise ValueError(f"cannot write {args.output}: {parent} is not a writable folder.")
+    model = from_preset(args.preset)
+    if os.path.isdir(args.output):
+        shutil.rmtree(args.output)
+    elif os.path.exists(args.output):
+        os.remove(args.output)
+    options = {} if args.batch_size is None else {"batch_size": args.batch_size}
+    try:
+        model.export(args.output, format=args.format, verbose=False, **options)
+    except ImportError as error:  # the exporter of this backend and format is not installed
+        raise RuntimeError(
+            f"{args.format} export from the {keras_backend()} backend needs a package that is "
+            "missing "
+            f"({error}); see the README's export section."
+        ) from None
+    batch = args.batch_size or ("1" if keras_backend() == "torch" else "any")
+    shape = f"({batch}, {model.input_length}, {', '.join(map(str, model.frame_shape))})"
+    print(
+        f"exported {args.preset} as {args.format} to {args.output}: input {shape} float32 frames "
+        "in [0, 1], "
+        f"output the next {model.output_length} frames"
+    )
+    return 0
+
+
+def keras_backend():
+    import keras
+
+    return keras.config.backend()
+
+
 # === push ===
 
 
@@ -315,6 +362,22 @@ def _parser():
         help="0 silent, 1 progress bar (default), 2 a line per epoch",
     )
     train.add_argument("--preset-out", help="when finished, evaluate and save a preset here")
+
+    export = _add(
+        commands,
+        "export",
+        run_export,
+        "export a preset for inference (SavedModel or ONNX)",
+        "Export a preset as a TensorFlow SavedModel (from the TensorFlow or JAX backend) or\n"
+        "an ONNX file (from TensorFlow, with tf2onnx, or PyTorch, with onnx and onnxscript).",
+    )
+    export.add_argument("preset", help="zoo name, hf://org/name[@rev] or a preset folder")
+    export.add_argument("output", help="the SavedModel folder or the .onnx file to write")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="tf_saved_model")
+    export.add_argument(
+        "--batch-size", type=int, help="a fixed batch size (default: any; PyTorch: 1)"
+    )
+    export.add_argument("--overwrite", action="store_true", help="replace an existing output")
 
     push = _add(
         commands,

@@ -512,6 +512,39 @@ class MSStack(keras.Model):
         )
         return forecast[0] if single else forecast
 
+    # === Export ===
+
+    def export(
+        self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs
+    ):
+        """Exports the forecaster for inference; see `keras.Model.export`.
+
+        Works straight after `from_preset`: without `input_signature` the
+        model's own context shape `(batch, input_length, H, W, C)` is used,
+        with a free batch size, except on PyTorch, whose exporter needs it
+        fixed (`batch_size=1` unless given in `kwargs`). Formats per backend:
+        `"tf_saved_model"` from TensorFlow and JAX; `"onnx"` from TensorFlow
+        (needs `tf2onnx`) and PyTorch (needs `onnx` and `onnxscript`).
+
+        Example:
+
+        ```python
+        model = keras_msrnn.from_preset("ms-predrnn-mnist")
+        model.export("forecaster", format="tf_saved_model")
+        ```
+        """
+        batch_size = kwargs.pop("batch_size", 1 if keras.config.backend() == "torch" else None)
+        if input_signature is None:
+            if self.frame_shape is None:
+                raise ValueError(
+                    "Build the model (call it once or load a preset) before exporting it."
+                )
+            shape = (batch_size, self.input_length, *self.frame_shape)
+            input_signature = [keras.InputSpec(shape=shape, dtype="float32")]
+        return super().export(
+            filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs
+        )
+
     # === Training defaults ===
 
     def compile(self, optimizer="auto", loss="auto", **kwargs):
