@@ -176,6 +176,8 @@ def run_train(args):
     from keras_msrnn import training
 
     recipe = training.load_recipe(args.recipe, args.variant)
+    if args.dtype:
+        recipe["model"]["dtype"] = args.dtype
     workdir = args.workdir or os.path.join("runs", recipe.get("name", "run"))
     result = training.train(
         recipe,
@@ -184,6 +186,8 @@ def run_train(args):
         args.max_minutes,
         args.checkpoint_minutes,
         verbose=args.verbose,
+        validation_sequences=args.validation_sequences,
+        tensorboard=args.tensorboard,
     )
     if not result.finished:
         print(
@@ -362,6 +366,17 @@ def _parser():
         help="0 silent, 1 progress bar (default), 2 a line per epoch",
     )
     train.add_argument("--preset-out", help="when finished, evaluate and save a preset here")
+    train.add_argument(
+        "--validation-sequences",
+        type=int,
+        help="score this many test sequences after every epoch (default: the recipe's, else none)",
+    )
+    train.add_argument(
+        "--tensorboard", action="store_true", help="write TensorBoard logs in WORKDIR/tensorboard"
+    )
+    train.add_argument(
+        "--dtype", help="dtype policy of the model, e.g. mixed_bfloat16 (mixed precision)"
+    )
 
     export = _add(
         commands,

@@ -214,5 +214,7 @@ def get_recipe(name, variant="protocol"):
                 "seed": 2022,
             },
             "evaluation": {"num_sequences": test_sequences, "batch_size": 16},
+            # Scored after every epoch (train --validation-sequences overrides it).
+            "validation": {"num_sequences": 0 if variant == "cpu" else 64},
         }
     )

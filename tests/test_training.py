@@ -257,3 +257,28 @@ def test_sigterm_and_kill_9_leave_a_run_that_resumes_to_the_uninterrupted_result
     assert [row[:2] for row in read_log(str(workdir))[1]] == [
         [epoch, 2 * epoch + 2] for epoch in range(200)
     ]
+
+
+def test_validation_rows_tensorboard_and_mixed_precision_from_the_command_line(
+    tmp_path, shared_data, capsys
+):
+    pytest.importorskip("tensorflow")  # the TensorBoard writer
+    from keras_msrnn import cli
+
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps(tiny_recipe()))
+    workdir = tmp_path / "run"
+    argv = ["train", str(recipe), "--workdir", str(workdir)]
+    argv += ["--data-dir", str(shared_data / "mnist"), "--validation-sequences", "2"]
+    argv += ["--tensorboard", "--dtype", "mixed_bfloat16", "--verbose", "2"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "the first step traces the unrolled sequence" in out and "val_ssim" in out
+    header, rows = read_log(str(workdir))
+    assert header[:3] == ["epoch", "step", "loss"]
+    assert {"val_loss", "val_mse", "val_ssim"} <= set(header)
+    assert len(rows) == 2 and all(np.isfinite(row).all() for row in rows)
+    assert 0 < rows[-1][header.index("val_ssim")] <= 1
+    assert list((workdir / "tensorboard").rglob("events.out.tfevents.*"))
+    state = checkpoint.read_checkpoint_state(str(workdir / "checkpoint.npz"))
+    assert state["recipe"]["model"]["dtype"] == "mixed_bfloat16"

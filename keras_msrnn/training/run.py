@@ -29,8 +29,10 @@ import os
 import signal
 import threading
 import time
+from typing import NamedTuple
 
 import keras
+import numpy as np
 
 from keras_msrnn.training.checkpoint import (
     CHECKPOINT_FILE,
@@ -53,6 +55,7 @@ _RESUMABLE_CHANGES = {
     ("name",),
     ("description",),
     ("evaluation",),
+    ("validation",),
     ("variants",),
 }
 
@@ -81,7 +84,16 @@ class TrainingResult:
         return self.step >= self.total_steps
 
 
-def train(recipe, workdir, data_dir=None, max_minutes=None, checkpoint_minutes=5.0, verbose=1):
+def train(
+    recipe,
+    workdir,
+    data_dir=None,
+    max_minutes=None,
+    checkpoint_minutes=5.0,
+    verbose=1,
+    validation_sequences=None,
+    tensorboard=False,
+):
     """Trains, or resumes training of, a recipe's model in `workdir`.
 
     Args:
@@ -93,6 +105,14 @@ def train(recipe, workdir, data_dir=None, max_minutes=None, checkpoint_minutes=5
         checkpoint_minutes: float. Also write a checkpoint this often
             (it survives `kill -9`).
         verbose: 0, 1 (progress bar) or 2 (a line per epoch), as in `fit`.
+        validation_sequences: int. After every epoch, score the model on
+            this many sequences of the test split (MS-RNN validates on its
+            test set too): `val_loss`, and the future frames' `val_mse`
+            (per-frame pixel sum) and `val_ssim`, in `log.csv` and the
+            progress line. Defaults to the recipe's `validation` section,
+            else none. Validation changes nothing in the model.
+        tensorboard: bool. Also write the epoch rows as TensorBoard logs in
+            `workdir/tensorboard` (needs TensorFlow installed).
 
     Returns:
         A `TrainingResult`.
@@ -128,6 +148,17 @@ def train(recipe, workdir, data_dir=None, max_minutes=None, checkpoint_minutes=5
             "of "
             f"{training['batch_size']}."
         )
+    if validation_sequences is None:
+        validation_sequences = recipe.get("validation", {}).get("num_sequences", 0)
+    validation_data = None
+    if validation_sequences:
+        validation_data = make_dataset(
+            recipe,
+            "test",
+            data_dir,
+            batch_size=training["batch_size"],
+            max_sequences=validation_sequences,
+        )
     model = build_model(recipe)
     (context, _), _ = train_data.batch(0, 0)
     model.build((None,) + context.shape[1:])
@@ -141,26 +172,24 @@ def train(recipe, workdir, data_dir=None, max_minutes=None, checkpoint_minutes=5
         return TrainingResult(model, step, total_steps, None, workdir)
     if step:
         _say(verbose, f"{workdir}: resuming at step {step} of {total_steps}.")
-
+    callbacks = [] if not tensorboard else [_tensorboard(os.path.join(workdir, "tensorboard"))]
+    _say(
+        verbose,
+        f"training {recipe.get('name', 'the recipe')} on {keras.config.backend()}; the first step "
+        "traces "
+        "the unrolled sequence (on TensorFlow and JAX this can take a minute on a CPU)",
+    )
     deadline = None if max_minutes is None else started + 60.0 * max_minutes
     with _stop_requests() as stop_requests:
-        progress = _Progress(
-            workdir,
-            recipe,
-            state,
-            model,
-            deadline,
-            60.0 * checkpoint_minutes,
-            stop_requests,
-            started,
-        )
+        limits = _Limits(started, deadline, 60.0 * checkpoint_minutes, stop_requests)
+        progress = _Progress(workdir, recipe, state, limits, validation_data)
         for first_step, last_step in _fit_segments(step, total_steps, steps_per_epoch):
             model.fit(
                 _batches(train_data, first_step, last_step),
                 initial_epoch=first_step // steps_per_epoch,
                 epochs=-(-last_step // steps_per_epoch),
                 steps_per_epoch=min(last_step - first_step, steps_per_epoch),
-                callbacks=[progress],
+                callbacks=[progress, *callbacks],
                 shuffle=False,  # the batches' order is fixed by the global step
                 verbose=verbose,
             )
@@ -250,12 +279,17 @@ def _stop_requests():
             signal.signal(number, handler)
 
 
-class _Progress(keras.callbacks.Callback):
-    """Counts global steps, writes checkpoints and logs, stops on time or signal."""
+class _Limits(NamedTuple):
+    started: float
+    deadline: float | None
+    checkpoint_seconds: float
+    stop_requests: list
 
-    def __init__(
-        self, workdir, recipe, state, model, deadline, checkpoint_seconds, stop_requests, started
-    ):
+
+class _Progress(keras.callbacks.Callback):
+    """Counts global steps, validates, writes checkpoints and logs, stops on time or signal."""
+
+    def __init__(self, workdir, recipe, state, limits, validation_data=None):
         super().__init__()
         self.workdir = workdir
         self.recipe = recipe
@@ -265,10 +299,8 @@ class _Progress(keras.callbacks.Callback):
         self.epochs = list(state["epochs"])
         self.seconds_before = state["seconds_total"]
         self.resumed_metrics = state["metrics"] if self.step % self.steps_per_epoch else None
-        self.deadline = deadline
-        self.checkpoint_seconds = checkpoint_seconds
-        self.stop_requests = stop_requests
-        self.started = started
+        self.limits = limits
+        self.validation_data = validation_data
         self.last_checkpoint = time.monotonic()
         self.stopped_by = None
 
@@ -280,11 +312,11 @@ class _Progress(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.step += 1
-        if self.stop_requests:
-            self.stopped_by = self.stop_requests[0]
+        if self.limits.stop_requests:
+            self.stopped_by = self.limits.stop_requests[0]
         elif (
-            self.deadline is not None
-            and time.monotonic() >= self.deadline
+            self.limits.deadline is not None
+            and time.monotonic() >= self.limits.deadline
             and self.step < self.total_steps
         ):
             self.stopped_by = "max_minutes"
@@ -292,19 +324,26 @@ class _Progress(keras.callbacks.Callback):
             self.model.stop_training = True
         if self.step % self.steps_per_epoch == 0:
             return  # on_epoch_end saves this step together with the epoch's log row
-        if self.stopped_by or time.monotonic() - self.last_checkpoint >= self.checkpoint_seconds:
+        if (
+            self.stopped_by
+            or time.monotonic() - self.last_checkpoint >= self.limits.checkpoint_seconds
+        ):
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):
         if self.step != (epoch + 1) * self.steps_per_epoch:
-            return  # stopped inside the epoch: its loss so far is in the checkpoint, not the log
+            if logs is not None:
+                logs.clear()  # a partial epoch: its loss so far is in the checkpoint, not a log
+            return
+        if self.validation_data is not None and logs is not None:
+            logs.update(validation_scores(self.model, self.validation_data))
         row = {"epoch": epoch, "step": self.step}
         row.update({key: float(value) for key, value in (logs or {}).items()})
         self.epochs.append(row)
         self.save()
 
     def save(self):
-        seconds = round(self.seconds_before + time.monotonic() - self.started, 1)
+        seconds = round(self.seconds_before + time.monotonic() - self.limits.started, 1)
         state = {
             "step": self.step,
             "epochs": self.epochs,
@@ -327,6 +366,33 @@ class _Progress(keras.callbacks.Callback):
         write_text_atomically(
             os.path.join(self.workdir, STATE_FILE), json.dumps(summary, indent=2) + "\n"
         )
+
+
+def validation_scores(model, data):
+    """`val_loss` (the training objective) and the future frames' `val_mse` and `val_ssim`."""
+    from keras_msrnn.metrics import frame_mse, ssim
+
+    scores = {"val_loss": model.evaluate(data, verbose=0, return_dict=True)["loss"]}
+    truths, forecasts = [], []
+    for index in range(len(data)):
+        (context, future), _ = data[index]
+        truths.append(future)
+        forecasts.append(np.clip(keras.ops.convert_to_numpy(model.predict_on_batch(context)), 0, 1))
+    truth, forecast = np.concatenate(truths), np.concatenate(forecasts)
+    scores["val_mse"] = float(frame_mse(truth, forecast).mean())
+    scores["val_ssim"] = float(ssim(truth, forecast).mean())
+    return scores
+
+
+def _tensorboard(log_dir):
+    try:
+        import tensorflow  # noqa: F401 - Keras' TensorBoard callback writes through tf.summary
+    except ImportError:
+        raise RuntimeError(
+            "TensorBoard logs need TensorFlow installed (pip install tensorflow); or train "
+            "without them."
+        ) from None
+    return keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False, update_freq="epoch")
 
 
 def _csv(rows):
