@@ -47,3 +47,14 @@ def pixel_to_rain(pixel, convention="dwd"):
     dbz = pixel * DBZ_SCALE - DBZ_OFFSET
     rain = (10 ** (dbz / 10) / a) ** (1 / b)
     return np.where(pixel > 0, rain, 0.0)
+
+
+def describe(convention="dwd"):
+    """The pixel scale in words and numbers, as radar presets store it in their metadata."""
+    a, b = _relation(convention)
+    return {
+        "pixel": f"clip((dBZ + {DBZ_OFFSET:g}) / {DBZ_SCALE:g}, 0, 1)",
+        "z_r_relation": f"Z = {a:g} R^{b:g} ({convention}), R in mm/h",
+        "convention": convention,
+        "to_rain_rate": f"keras_msrnn.radar_units.pixel_to_rain(pixel, {convention!r}) in mm/h",
+    }

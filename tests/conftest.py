@@ -67,15 +67,15 @@ def shared_data():
     return DATA_DIR
 
 
-def save_tiny_preset(folder, cell="convlstm", input_length=3, output_length=2, size=64):
-    """A tiny 2-channel MSStack on `size`x`size` frames, saved as a preset; returns the model."""
+def save_tiny_preset(folder, cell="convlstm", input_length=3, output_length=2, size=64, filters=2):
+    """A tiny MSStack on `size`x`size` frames, saved as a preset; returns the model."""
     import numpy as np
 
     import keras_msrnn
 
     model = keras_msrnn.MSStack(
         cell=cell,
-        filters=2,
+        filters=filters,
         scales=(1, 2, 1),
         input_length=input_length,
         output_length=output_length,

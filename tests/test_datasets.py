@@ -1,3 +1,4 @@
+import datetime
 import gzip
 import os
 
@@ -315,9 +316,27 @@ def test_a_tiny_model_trains_on_kth(kth_dir):
 # === Radar ===
 
 
+def test_knmi_and_fmi_readers_give_units_time_and_grid(shared_data):
+    knmi = keras_msrnn.datasets.read_knmi(
+        str(shared_data / "radar_knmi" / "RAD_NL25_RAP_5min_201008260005.h5")
+    )
+    assert knmi.data.shape == (765, 700) and knmi.units == "mm per 5 min"
+    assert knmi.time == datetime.datetime(2010, 8, 26, 0, 5)
+    assert knmi.grid["projection"].startswith("+proj=stere") and knmi.grid["pixel_size_km"] == 1.0
+    assert len(knmi.grid["corners_lon_lat"]) == 4
+    path = sorted((shared_data / "radar_fmi" / "20160928").glob("*.pgm.gz"))[0]
+    fmi = keras_msrnn.datasets.read_fmi_pgm(str(path))
+    assert fmi.units == "dBZ" and fmi.time == datetime.datetime(2016, 9, 28, 14, 45)
+    assert fmi.grid["pixel_size_km"] == pytest.approx(0.99967, abs=1e-5)
+
+
 def test_radolan_ry_reader_on_the_real_frame(shared_data, tmp_path):
     path = shared_data / "radolan_ry" / "raa01-ry_10000-1408102050-dwd---bin.gz"
-    rain = keras_msrnn.datasets.read_radolan_ry(str(path))
+    image = keras_msrnn.datasets.read_radolan_ry(str(path))
+    rain = image.data
+    assert image.units == "mm per 5 min" and image.source == "DWD RADOLAN RY"
+    assert image.time == datetime.datetime(2014, 8, 10, 20, 50)  # raa01-ry_10000-1408102050
+    assert image.grid["shape"] == (900, 900) and "+lon_0=10" in image.grid["projection"]
     assert rain.shape == (900, 900)
     assert int(np.isnan(rain).sum()) == 202093
     assert float(np.nanmax(rain)) == pytest.approx(10.79)
@@ -337,7 +356,7 @@ def test_germany_protocol_on_rydl_hdf5_layout(tmp_path, shared_data):
 
     frame = keras_msrnn.datasets.read_radolan_ry(
         str(shared_data / "radolan_ry" / "raa01-ry_10000-1408102050-dwd---bin.gz")
-    )
+    ).data
     start = __import__("datetime").datetime(2016, 1, 1)
     keys = [
         (start + __import__("datetime").timedelta(minutes=5 * i)).strftime("%Y%m%d%H%M")
@@ -395,3 +414,17 @@ def test_real_radar_sequences_split_by_time(source, folder, shared_data):
     )
     model.compile()
     assert np.isfinite(model.fit(train, epochs=1, steps_per_epoch=1, verbose=0).history["loss"][0])
+
+
+def test_radar_pixels_turn_back_into_rain_rates():
+    from keras_msrnn import radar_units
+
+    rain = np.array([0.0, 0.5, 2.0, 30.0])
+    pixels = radar_units.rain_to_pixel(rain, "dwd")
+    np.testing.assert_allclose(radar_units.pixel_to_rain(pixels, "dwd"), rain, rtol=1e-6)
+    units = keras_msrnn.datasets.RadarGermany.pixel_units
+    assert (
+        units["pixel"] == "clip((dBZ + 10) / 70, 0, 1)"
+        and "Z = 256 R^1.42" in units["z_r_relation"]
+    )
+    assert keras_msrnn.datasets.MovingMNIST.radar is False

@@ -17,7 +17,7 @@ EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 def tiny_preset(tmp_path):
     """A PredRNN preset with the bundled samples' 10 -> 10 frames."""
     folder = str(tmp_path / "tiny")
-    save_tiny_preset(folder, cell="predrnn", input_length=10, output_length=10)
+    save_tiny_preset(folder, cell="predrnn", input_length=10, output_length=10, filters=8)
     return folder
 
 
@@ -49,10 +49,12 @@ def test_fine_tune(tiny_preset, tmp_path):
         tiny_preset,
         "--output",
         str(tmp_path / "ft"),
-        "--batch-size",
-        "4",
+        "--learning-rate",
+        "0.003",  # an untrained model needs a larger step than the preset's default
     )
     assert "preset saved" in out
+    before, after = (float(v) for v in out.split("loss ")[1].split(",")[0].split(" -> "))
+    assert after < before, out  # the defaults show learning
     assert (
         keras_msrnn.from_preset(str(tmp_path / "ft")).count_params()
         == keras_msrnn.from_preset(tiny_preset).count_params()

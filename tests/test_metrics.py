@@ -200,3 +200,19 @@ def test_keras_metrics_honour_sample_weight():
     only_second = metrics.CriticalSuccessIndex(0.5, "dwd")
     only_second.update_state(truth[1:], prediction[1:])
     assert float(csi.result()) == pytest.approx(float(only_second.result()), rel=1e-6)
+
+
+def test_fractions_skill_score():
+    rain = np.zeros((1, 1, 20, 20, 1), "float32")
+    rain[0, 0, 8:12, 8:12] = 0.9
+    assert np.all(metrics.fss(rain, rain)[..., :3] == 1.0)  # perfect where it rains
+    shifted = np.roll(rain, 2, axis=3)
+    far = np.roll(rain, 9, axis=3)
+    near_score, far_score = metrics.fss(rain, shifted)[0, 0, 0], metrics.fss(rain, far)[0, 0, 0]
+    assert 0 <= far_score < near_score < 1  # a near miss scores better than a far one
+    assert far_score == pytest.approx(0.0)  # no overlap of 5x5 fractions 9 px away
+    # By hand, one rain pixel moved by 1: F and O are 1/25 on 5x5 boxes that share 4x5 cells.
+    one, moved = np.zeros((1, 1, 9, 9, 1)), np.zeros((1, 1, 9, 9, 1))
+    one[0, 0, 4, 4], moved[0, 0, 4, 5] = 0.9, 0.9
+    expected = 1 - (10 / 625) / (50 / 625)
+    assert metrics.fss(one, moved)[0, 0, 0] == pytest.approx(expected)

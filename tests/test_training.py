@@ -282,3 +282,23 @@ def test_validation_rows_tensorboard_and_mixed_precision_from_the_command_line(
     assert list((workdir / "tensorboard").rglob("events.out.tfevents.*"))
     state = checkpoint.read_checkpoint_state(str(workdir / "checkpoint.npz"))
     assert state["recipe"]["model"]["dtype"] == "mixed_bfloat16"
+
+
+@pytest.mark.large
+def test_a_radar_preset_records_its_pixel_units(tmp_path, shared_data):
+    recipe = tiny_recipe()
+    recipe["model"].update(input_length=3, output_length=2)
+    recipe["dataset"] = {"name": "radar_knmi", "config": {"frame_size": 32}}
+    workdir = str(tmp_path / "run")
+    result = training.train(recipe, workdir, str(shared_data / "radar_knmi"), verbose=0)
+    metadata = training.export_preset(
+        result.model,
+        recipe,
+        workdir,
+        str(tmp_path / "preset"),
+        str(shared_data / "radar_knmi"),
+        verbose=False,
+    )
+    assert metadata["pixel_units"]["convention"] == "dwd"
+    loaded = keras_msrnn.from_preset(str(tmp_path / "preset"))
+    assert "pixel_to_rain" in loaded.preset_metadata["pixel_units"]["to_rain_rate"]

@@ -11,6 +11,7 @@ from keras_msrnn.datasets.kth import KTH
 from keras_msrnn.datasets.moving_mnist import MovingMNIST
 from keras_msrnn.datasets.radar import (
     RadarGermany,
+    RadarImage,
     RadarSequences,
     read_fmi_pgm,
     read_knmi,
@@ -25,6 +26,7 @@ __all__ = [
     "FrameWindows",
     "MovingMNIST",
     "RadarGermany",
+    "RadarImage",
     "RadarSequences",
     "SequenceDataset",
     "TaxiBJ",

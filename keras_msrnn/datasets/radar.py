@@ -13,11 +13,12 @@ import gzip
 import io
 import os
 import re
+from typing import NamedTuple
 
 import numpy as np
 
 from keras_msrnn.datasets.base import SequenceDataset, default_data_dir, positive_int, require_files
-from keras_msrnn.radar_units import dbz_to_pixel, rain_to_pixel
+from keras_msrnn.radar_units import dbz_to_pixel, describe, rain_to_pixel
 
 RADOLAN_SIZE = 900
 FIVE_MINUTES = datetime.timedelta(minutes=5)
@@ -26,13 +27,42 @@ FIVE_MINUTES = datetime.timedelta(minutes=5)
 # === Readers ===
 
 
+class RadarImage(NamedTuple):
+    """One radar composite with what it measures, when and where.
+
+    Attributes:
+        data: the values, `(rows, columns)` float32, north up; no-data is NaN.
+        units: what `data` holds, e.g. `"mm per 5 min"` or `"dBZ"`.
+        time: the end of the measurement interval (UTC), or None.
+        grid: the grid's description: `projection` (a PROJ string),
+            `pixel_size_km`, `shape`, and what else the file states
+            (corner coordinates, radars).
+        source: the product, e.g. `"DWD RADOLAN RY"`.
+    """
+
+    data: np.ndarray
+    units: str
+    time: datetime.datetime | None
+    grid: dict
+    source: str
+
+
+# RADOLAN's polar stereographic grid on its sphere of radius 6370.04 km.
+RADOLAN_GRID = {
+    "projection": "+proj=stere +lat_0=90 +lat_ts=60 +lon_0=10 +a=6370040 +b=6370040 +units=m",
+    "pixel_size_km": 1.0,
+    "shape": (RADOLAN_SIZE, RADOLAN_SIZE),
+}
+
+
 def read_radolan_ry(path):
-    """A RADOLAN RY composite `(900, 900)` in mm per 5 min; no-data is NaN.
+    """A RADOLAN RY composite `(900, 900)` in mm per 5 min, as a `RadarImage`.
 
     The file (optionally gzipped) is an ASCII header ending with byte 0x03,
     then 900x900 little-endian uint16: value `(v & 0x0FFF) * 0.01`, bit
     0x2000 no-data, 0x4000 negative, 0x8000 clutter (kept as measured).
-    Rows run south to north in the file; they are flipped to north-up.
+    Rows run south to north in the file; they are flipped to north-up. The
+    header gives the time (`RYddhhmm<station>MMYY`).
     """
     with open(path, "rb") as file:
         raw = file.read()
@@ -54,35 +84,75 @@ def read_radolan_ry(path):
     values = (words & 0x0FFF).astype(np.float32) * np.float32(0.01)
     values = np.where(words & 0x4000, -values, values)
     values[(words & 0x2000) != 0] = np.nan
-    return values[::-1]
+    header = raw[:end].decode("ascii", "replace")
+    time = _parse_time(header[2:8] + header[13:17], "%d%H%M%m%y")
+    return RadarImage(values[::-1], "mm per 5 min", time, dict(RADOLAN_GRID), "DWD RADOLAN RY")
 
 
 def read_knmi(path):
-    """A KNMI 5-min accumulation `(765, 700)` in mm; missing / outside is NaN."""
+    """A KNMI 5-min accumulation `(765, 700)` in mm, as a `RadarImage`; missing is NaN."""
     import h5py
 
     try:
         with h5py.File(path, "r") as file:
             raw = np.asarray(file["image1/image_data"])
+            geographic = file["geographic"].attrs
+            grid = {
+                "projection": _text(
+                    file["geographic/map_projection"].attrs["projection_proj4_params"]
+                ),
+                "pixel_size_km": float(geographic["geo_pixel_size_x"][0]),
+                "shape": tuple(raw.shape),
+                "corners_lon_lat": np.asarray(geographic["geo_product_corners"])
+                .reshape(4, 2)
+                .tolist(),
+            }
+            end = _text(file["overview"].attrs["product_datetime_end"][0])
     except (OSError, KeyError) as error:
         raise ValueError(f"{path} is not a KNMI radar file ({error}).") from None
     values = raw.astype(np.float32) * np.float32(0.01)
     values[raw == 65535] = np.nan
-    return values
+    time = _parse_time(end.split(".")[0].title(), "%d-%b-%Y;%H:%M:%S")
+    return RadarImage(values, "mm per 5 min", time, grid, "KNMI RAD_NL25_RAP")
 
 
 def read_fmi_pgm(path):
-    """An FMI composite (gzipped 8-bit PGM) in dBZ; no-data (255) is NaN."""
+    """An FMI composite (gzipped 8-bit PGM) in dBZ, as a `RadarImage`; no-data (255) is NaN."""
     from PIL import Image
 
     try:
         with gzip.open(path, "rb") as file:
-            raw = np.asarray(Image.open(io.BytesIO(file.read())))
+            content = file.read()
+        raw = np.asarray(Image.open(io.BytesIO(content)))
     except (OSError, EOFError) as error:
         raise ValueError(f"{path} is not a gzipped PGM radar file ({error}).") from None
     dbz = raw.astype(np.float32) * np.float32(0.5) - np.float32(32)
     dbz[raw == 255] = np.nan
-    return dbz
+    comments = dict(_pgm_comments(content))
+    grid = {"projection": comments.get("projection_name"), "shape": tuple(raw.shape)}
+    if "metersperpixel_x" in comments:
+        grid["pixel_size_km"] = float(comments["metersperpixel_x"]) / 1000
+    time = _parse_time(comments.get("obstime", ""), "%Y%m%d%H%M")
+    return RadarImage(dbz, "dBZ", time, grid, "FMI composite (lowest)")
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _parse_time(text, pattern):
+    try:
+        return datetime.datetime.strptime(text.strip(), pattern)
+    except ValueError:
+        return None
+
+
+def _pgm_comments(content):
+    """`(key, value)` of the `# key value` lines of a PGM header."""
+    for line in content[:4096].split(b"\n"):
+        if line.startswith(b"# "):
+            key, _, value = line[2:].decode("ascii", "replace").partition(" ")
+            yield key, value.strip()
 
 
 def rain_depth_to_pixel(mm_per_5min):
@@ -145,6 +215,7 @@ class RadarSequences(SequenceDataset):
     """
 
     radar = True  # frames are rain on the dBZ pixel scale (keras_msrnn.radar_units)
+    pixel_units = describe("dwd")
 
     PATTERNS = {
         "knmi": (r"RAD_NL25_RAP_5min_(\d{12})\.h5$", read_knmi, rain_depth_to_pixel),
@@ -192,7 +263,7 @@ class RadarSequences(SequenceDataset):
         self.source, self.split, self.split_time = source, split, split_time
         self.times = times
         self.frames = np.stack(
-            [resize(to_pixel(reader(files[t])), self.frame_size) for t in times]
+            [resize(to_pixel(reader(files[t]).data), self.frame_size) for t in times]
         )[..., None]
         self.windows = _time_windows(
             times,
@@ -235,6 +306,7 @@ class RadarGermany(SequenceDataset):
     """
 
     radar = True  # frames are rain on the dBZ pixel scale (keras_msrnn.radar_units)
+    pixel_units = describe("dwd")
 
     YEARS = {"train": range(2006, 2015), "valid": range(2015, 2016), "test": range(2016, 2018)}
 

@@ -140,6 +140,50 @@ def contingency_counts(y_true, y_pred, convention="dwd"):
     return formulas.contingency(predicted, observed, formulas.FRAME_AXES, np)
 
 
+FSS_WINDOW = 5  # pixels: the neighbourhood of the fractions skill score
+
+
+def _box_mean(images, window):
+    """Mean over a `window x window` neighbourhood, zero outside the frame ("same" size)."""
+    pad = window // 2
+    padded = np.pad(
+        images, [(0, 0), (0, 0), (pad + 1, pad), (pad + 1, pad)] + [(0, 0)] * (images.ndim - 4)
+    )
+    sums = padded.cumsum(axis=2).cumsum(axis=3)
+    height, width = images.shape[2:4]
+    box = (
+        sums[:, :, window:, window:]
+        - sums[:, :, :-window, window:]
+        - sums[:, :, window:, :-window]
+        + sums[:, :, :-window, :-window]
+    )
+    return box[:, :, :height, :width] / window**2
+
+
+def fss_terms(y_true, y_pred, convention="dwd", window=FSS_WINDOW):
+    """The fractions skill score's sums per frame and threshold, `(2, B, T, thresholds)`.
+
+    FSS = 1 - sum((F - O)^2) / (sum(F^2) + sum(O^2)), with F and O the
+    fractions of forecast and observed pixels above a rain threshold within
+    a `window x window` neighbourhood (Roberts and Lean, 2008). Returns the
+    numerator and denominator so that they can be summed over sequences.
+    """
+    y_true, y_pred = _check_pair(y_true, y_pred)
+    thresholds = pixel_thresholds(convention)
+    observed = _box_mean((y_true[..., None] >= thresholds).astype(np.float64), window)
+    forecast = _box_mean((y_pred[..., None] >= thresholds).astype(np.float64), window)
+    numerator = np.sum((forecast - observed) ** 2, axis=formulas.FRAME_AXES)
+    denominator = np.sum(forecast**2 + observed**2, axis=formulas.FRAME_AXES)
+    return np.stack([numerator, denominator])
+
+
+def fss(y_true, y_pred, convention="dwd", window=FSS_WINDOW):
+    """Fractions skill score per frame and threshold, `(B, T, thresholds)`; NaN where no rain."""
+    numerator, denominator = fss_terms(y_true, y_pred, convention, window)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1.0 - numerator / denominator
+
+
 def skill_scores(hits, misses, false_alarms, correct_negatives):
     """POD, FAR, CSI, HSS from (summed) contingency counts; NaN where undefined."""
     tp, fn, fp, tn = (
@@ -184,6 +228,7 @@ class ForecastEvaluation:
         self.count = 0
         self.sums = {}
         self.contingency = None
+        self.fractions = None
 
     def update(self, y_true, y_pred):
         """Adds a batch of true frames and forecasts (clipped to `[0, 1]` here)."""
@@ -201,6 +246,8 @@ class ForecastEvaluation:
             [c.sum(axis=0) for c in contingency_counts(y_true, y_pred, self.convention)]
         )
         self.contingency = counts if self.contingency is None else self.contingency + counts
+        fractions = fss_terms(y_true, y_pred, self.convention).sum(axis=1)
+        self.fractions = fractions if self.fractions is None else self.fractions + fractions
         self.count += y_pred.shape[0]
 
     def results(self, frames=None):
@@ -210,6 +257,9 @@ class ForecastEvaluation:
         frames = slice(None) if frames is None else frames
         per_frame = {name: total[frames] / self.count for name, total in self.sums.items()}
         per_frame.update(skill_scores(*self.contingency[:, frames]))
+        numerator, denominator = self.fractions[:, frames]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_frame["fss"] = 1.0 - numerator / denominator
         thresholds = [f"{t:g}" for t in RAIN_THRESHOLDS_MM_H]
         headline = {}
         for name, curve in per_frame.items():

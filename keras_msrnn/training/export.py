@@ -59,6 +59,8 @@ def export_preset(model, recipe, workdir, preset_dir, data_dir=None, verbose=Tru
             "all_frames": _headline(results["all_frames"]),
         },
     }
+    if getattr(test_data, "pixel_units", None):  # radar: how pixels turn back into mm/h
+        metadata["pixel_units"] = test_data.pixel_units
     model.save_to_preset(preset_dir, metadata, weights_dtype=PRESET_WEIGHTS_DTYPE)
     return metadata
 
