@@ -8,8 +8,6 @@ Runs on any backend: KERAS_BACKEND=jax python examples/quickstart.py
 import argparse
 import os
 
-import numpy as np
-
 import keras_msrnn
 from keras_msrnn import visualize
 
@@ -28,8 +26,8 @@ frames = visualize.load_frames(args.sample)  # (20, 64, 64, 1) in [0, 1]
 context = frames[: model.input_length]
 truth = frames[model.input_length : model.input_length + model.output_length]
 
-forecast = np.asarray(model.predict(context[None], verbose=0))[0]
-mse = keras_msrnn.metrics.frame_mse(truth[None], np.clip(forecast, 0, 1)[None]).mean()
+forecast = model.forecast(context)  # (10, 64, 64, 1), clipped to [0, 1]
+mse = keras_msrnn.metrics.frame_mse(truth[None], forecast[None]).mean()
 
 os.makedirs(args.output, exist_ok=True)
 gif = visualize.save_gif(os.path.join(args.output, "forecast.gif"), context, forecast, truth)

@@ -82,3 +82,43 @@ def test_push_to_hub_through_hf_endpoint(tiny_preset, tmp_path):
 def test_switch_backends(tiny_preset):
     out = run_example("switch_backends.py", "--preset", tiny_preset)
     assert "all backends agree" in out
+
+
+@pytest.mark.large
+def test_quickstart_notebook_runs_headless(tiny_preset, tmp_path):
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(os.path.join(EXAMPLES, "quickstart.ipynb"), as_version=4)
+    with FakeHub() as hub:
+        env = {
+            "QUICKSTART_PRESET": tiny_preset,
+            "QUICKSTART_EPOCHS": "1",
+            "QUICKSTART_EXAMPLES": EXAMPLES,
+            "QUICKSTART_OUTPUT": str(tmp_path / "out"),
+            "QUICKSTART_HUB_HANDLE": "hf://notebook/my-preset",
+            "HF_ENDPOINT": hub.url,
+            "HF_TOKEN": "hf_test_token",
+            "HF_HUB_CACHE": str(tmp_path / "cache"),
+        }
+        saved = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)  # the kernel inherits this process's environment
+        try:
+            NotebookClient(notebook, timeout=600, kernel_name="python3").execute()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    outputs = "".join(
+        output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
+    )
+    assert "loss on these frames" in outputs and "loaded back from the Hub" in outputs
+    assert (tmp_path / "out" / "forecast.gif").exists() and (
+        tmp_path / "out" / "my-preset"
+    ).is_dir()
+    images = [
+        o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+    ]
+    assert images  # the strip is shown inline
