@@ -251,6 +251,26 @@ def keras_backend():
     return keras.config.backend()
 
 
+# === recipe ===
+
+
+def run_recipe(args):
+    from keras_msrnn import training
+
+    recipe = training.load_recipe(args.name, args.variant)
+    text = json.dumps(recipe, indent=2) + "\n"
+    if args.output:
+        with open(args.output, "w") as file:
+            file.write(text)
+        print(
+            f"recipe {args.name} written to {args.output}; edit it, then: keras-msrnn train "
+            f"{args.output}"
+        )
+    else:
+        print(text, end="")
+    return 0
+
+
 # === push ===
 
 
@@ -377,6 +397,18 @@ def _parser():
     train.add_argument(
         "--dtype", help="dtype policy of the model, e.g. mixed_bfloat16 (mixed precision)"
     )
+
+    recipe = _add(
+        commands,
+        "recipe",
+        run_recipe,
+        "print a zoo name's training recipe as JSON (to read or edit)",
+    )
+    recipe.add_argument("name", help="a zoo name, e.g. ms-predrnn-mnist")
+    recipe.add_argument(
+        "--variant", choices=("protocol", "cpu"), help="default: the MS-RNN protocol"
+    )
+    recipe.add_argument("--output", "-o", help="write the JSON to this file")
 
     export = _add(
         commands,

@@ -129,7 +129,7 @@ def test_list_and_help():
     listed = json.loads(out)
     assert len([name for name in listed if "alias_of" not in listed[name]]) == 64
     assert listed["ms-predrnn-mnist-cpu"]["alias_of"] == "ms-predrnn-mnist"
-    for command in ("list", "predict", "evaluate", "train", "push", "bench"):
+    for command in ("list", "predict", "evaluate", "train", "recipe", "export", "push", "bench"):
         with pytest.raises(SystemExit) as exit_info:
             cli.main([command, "--help"])
         assert exit_info.value.code == 0
