@@ -141,6 +141,14 @@ def run_predict(args):
 # === evaluate ===
 
 
+def dataset_takes(name, argument):
+    import inspect
+
+    from keras_msrnn.datasets import DATASETS
+
+    return name in DATASETS and argument in inspect.signature(DATASETS[name][0]).parameters
+
+
 def run_evaluate(args):
     from keras_msrnn.datasets import get_dataset
     from keras_msrnn.evaluation import evaluate
@@ -156,6 +164,9 @@ def run_evaluate(args):
         options["data_dir"] = args.data_dir
     if args.num_sequences:
         options["max_sequences"] = args.num_sequences
+    height, width, _ = model.frame_shape
+    if height == width and dataset_takes(args.dataset, "frame_size"):
+        options["frame_size"] = height  # data sets that resize their frames match the model
     dataset = get_dataset(args.dataset, args.split, **options)
     evaluate(
         model,

@@ -19,8 +19,10 @@ RADAR_METRICS = (
     "csi_30",
     "hss_0.5",
     "hss_30",
+    "fss_0.5",
+    "fss_5",
 )
-RADAR_PREFIXES = ("b_", "csi", "hss", "pod", "far")
+RADAR_PREFIXES = ("b_", "csi", "hss", "pod", "far", "fss")
 
 
 def metric_unit(name, frame_pixels):
@@ -94,6 +96,13 @@ def evaluate(
         (context, future), _ = dataset[index]
         context = to_unit_frames(context, f"batch {index} context")
         future = to_unit_frames(future, f"batch {index} future")
+        expected = getattr(model, "frame_shape", None)
+        if expected is not None and tuple(context.shape[2:]) != tuple(expected):
+            raise ValueError(
+                f"The data set yields frames of {context.shape[2:]}; the model expects "
+                f"{tuple(expected)} (height, width, channels). Give the data set the model's "
+                "frame size."
+            )
         output_length = future.shape[1]
         truth = np.concatenate([context[:, 1:], future], axis=1)
         evaluation.update(truth, predict_all_frames(model, context, future))

@@ -138,3 +138,28 @@ def test_list_and_help():
 def test_push_refuses_a_folder_that_is_not_a_preset(tmp_path, capsys):
     assert cli.main(["push", str(tmp_path), "hf://org/name"]) == 1
     assert "has no metadata.json" in capsys.readouterr().err
+
+
+@pytest.mark.large
+def test_evaluate_on_radar_fits_the_frames_to_the_model(tiny_preset, capsys, shared_data):
+    folder, _ = tiny_preset  # 64x64 frames, 3 -> 2
+    args = ["evaluate", folder, "radar_knmi", "--data-dir", str(shared_data / "radar_knmi")]
+    assert cli.main(args + ["--num-sequences", "2", "--batch-size", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "(2 sequences)" in printed and "csi_0.5" in printed and "fss_0.5" in printed
+
+
+@pytest.mark.large
+def test_every_failure_is_one_line_and_debug_shows_the_traceback(capsys):
+    argv = ["bench", "--cell", "convlstm", "--frame", "6", "--filters", "2", "--batch", "1"]
+    argv += ["--input-length", "2", "--output-length", "2", "--steps", "1"]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert (
+        "benchmark worker (convlstm, ms) failed: ValueError: Frame height and width must be "
+        "divisible"
+        in err
+    )
+    with pytest.raises(RuntimeError, match="benchmark worker"):
+        cli.main(["--debug", *argv])
