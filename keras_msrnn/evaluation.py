@@ -1,7 +1,10 @@
 """Evaluating a forecaster on a data set, in both frame conventions."""
 
+from __future__ import annotations
+
 import json
 
+import keras
 import numpy as np
 from keras import ops
 
@@ -41,15 +44,15 @@ def predict_all_frames(model, context, future):
 
 
 def evaluate(
-    model,
+    model: keras.Model,
     dataset,
-    convention="hko",
-    ssim_convention="msrnn",
-    max_batches=None,
-    output=None,
-    plot=None,
-    verbose=True,
-):
+    convention: str = "hko",
+    ssim_convention: str = "msrnn",
+    max_batches: int | None = None,
+    output: str | None = None,
+    plot: str | None = None,
+    verbose: bool = True,
+) -> dict:
     """Scores a model on a data set as the MS-RNN code and the literature do.
 
     Every batch `((context, future), future)` is unrolled over all `S - 1`
@@ -84,8 +87,6 @@ def evaluate(
     results["future_frames"]["headline"]["mse"]
     ```
     """
-    import keras
-
     evaluation = ForecastEvaluation(convention, ssim_convention)
     batches = len(dataset) if max_batches is None else min(max_batches, len(dataset))
     if batches < 1:

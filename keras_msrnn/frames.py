@@ -17,12 +17,14 @@ The command line (`keras-msrnn predict`), `MSStack.forecast`,
 `keras_msrnn.evaluate` and the data sets all apply these rules.
 """
 
+from __future__ import annotations
+
 import numpy as np
 
 ROUNDING = 1e-6
 
 
-def to_unit_frames(frames, source="frames"):
+def to_unit_frames(frames, source: str = "frames") -> np.ndarray:
     """Frames as float32 in `[0, 1]`, by the rules of this module.
 
     Args:

@@ -21,6 +21,8 @@ is the smaller budget that the zoo's Moving MNIST presets were trained with
 on a 2-core CPU; plain and multi-scale variants of a cell share it exactly.
 """
 
+from __future__ import annotations
+
 import copy
 import dataclasses
 
@@ -119,7 +121,7 @@ CPU_STEPS_PER_EPOCH = 100
 VARIANTS = ("protocol", "cpu")
 
 
-def preset_names():
+def preset_names() -> list[str]:
     """All 64 names, grouped by data set, then cell, plain before multi-scale."""
     return [
         prefix + f"{cell}-{dataset}"
@@ -129,7 +131,7 @@ def preset_names():
     ]
 
 
-def parse_name(name):
+def parse_name(name: str) -> tuple[str, str, bool] | None:
     """`(cell, dataset, multi_scale)` of a preset name, or None if it is not one."""
     multi_scale = name.startswith(MS_PREFIX)
     rest = name[len(MS_PREFIX) :] if multi_scale else name
@@ -140,7 +142,7 @@ def parse_name(name):
     return None
 
 
-def get_recipe(name, variant="protocol"):
+def get_recipe(name: str, variant: str = "protocol") -> dict:
     """The training recipe of a preset name (a fresh dict to use or edit).
 
     Args:

@@ -158,8 +158,7 @@ def test_every_failure_is_one_line_and_debug_shows_the_traceback(capsys):
     assert len(err.splitlines()) == 1
     assert (
         "benchmark worker (convlstm, ms) failed: ValueError: Frame height and width must be "
-        "divisible"
-        in err
+        "divisible" in err
     )
     with pytest.raises(RuntimeError, match="benchmark worker"):
         cli.main(["--debug", *argv])

@@ -1,5 +1,8 @@
 """The data sets by name: the one table the command line, recipes and evaluation share."""
 
+from __future__ import annotations
+
+from keras_msrnn.datasets.base import SequenceDataset
 from keras_msrnn.datasets.kth import KTH
 from keras_msrnn.datasets.moving_mnist import MovingMNIST
 from keras_msrnn.datasets.radar import RadarGermany, RadarSequences
@@ -16,11 +19,11 @@ DATASETS = {
 }
 
 
-def dataset_names():
+def dataset_names() -> list[str]:
     return list(DATASETS)
 
 
-def get_dataset(name, split="train", **options):
+def get_dataset(name: str, split: str = "train", **options) -> SequenceDataset:
     """The data set `name` (see `dataset_names()`) for `split`.
 
     Example:

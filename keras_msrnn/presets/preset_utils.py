@@ -15,6 +15,8 @@ a registered `keras_msrnn` class or a Keras built-in, and Keras' safe mode
 stays on.
 """
 
+from __future__ import annotations
+
 import datetime
 import json
 import os
@@ -267,8 +269,13 @@ def load_preset_config(folder, preset):
 
 
 def from_preset(
-    preset, load_weights=True, revision=None, cache_dir=None, expected_class=None, **overrides
-):
+    preset: str | os.PathLike,
+    load_weights: bool = True,
+    revision: str | None = None,
+    cache_dir: str | None = None,
+    expected_class: type | None = None,
+    **overrides,
+) -> keras.Model:
     """Instantiates a model from a preset.
 
     Args:
@@ -345,7 +352,12 @@ def _with(overrides):
 # === Saving and uploading ===
 
 
-def save_to_preset(model, preset_dir, metadata=None, weights_dtype=None):
+def save_to_preset(
+    model: keras.Model,
+    preset_dir: str,
+    metadata: dict | None = None,
+    weights_dtype: str | None = None,
+) -> str:
     """Writes `model` as a preset folder (config, metadata, weights, card).
 
     Args:
@@ -463,7 +475,13 @@ def validate_preset_dir(preset_dir):
     return metadata
 
 
-def upload_preset(handle, preset_dir, commit_message=None, private=None, revision=None):
+def upload_preset(
+    handle: str,
+    preset_dir: str,
+    commit_message: str | None = None,
+    private: bool | None = None,
+    revision: str | None = None,
+):
     """Uploads a preset folder to the Hugging Face Hub.
 
     Creates the repository if needed and writes the model card
@@ -507,7 +525,12 @@ def upload_preset(handle, preset_dir, commit_message=None, private=None, revisio
     return commit
 
 
-def publish_zoo(organization, commit_message=None, private=None, published_file=None):
+def publish_zoo(
+    organization: str,
+    commit_message: str | None = None,
+    private: bool | None = None,
+    published_file: str | None = None,
+) -> dict[str, str]:
     """Uploads every trained zoo preset to `hf://<organization>/<name>`.
 
     Each upload's commit is recorded in `published_file` (by default the
@@ -534,7 +557,7 @@ def publish_zoo(organization, commit_message=None, private=None, published_file=
     return uploaded
 
 
-def list_presets():
+def list_presets() -> dict[str, dict]:
     """Every zoo name with its status: `{name: {...}}`.
 
     Each entry has `cell`, `dataset`, `multi_scale`, `status` (`"trained"`,

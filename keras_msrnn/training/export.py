@@ -1,5 +1,7 @@
 """Turning a finished training run into a preset."""
 
+from __future__ import annotations
+
 import os
 import platform
 
@@ -12,7 +14,14 @@ from keras_msrnn.training.run import read_training_state
 PRESET_WEIGHTS_DTYPE = "float16"
 
 
-def export_preset(model, recipe, workdir, preset_dir, data_dir=None, verbose=True):
+def export_preset(
+    model: keras.Model,
+    recipe: str | dict,
+    workdir: str,
+    preset_dir: str,
+    data_dir: str | None = None,
+    verbose: bool = True,
+) -> dict:
     """Evaluates a trained model on the recipe's test split and saves a preset.
 
     The weights are stored at half precision (`PRESET_WEIGHTS_DTYPE`, half

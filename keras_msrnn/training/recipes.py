@@ -6,6 +6,8 @@ arguments), `dataset` (a `keras_msrnn.datasets` class and its arguments),
 `evaluation` (test sequences).
 """
 
+from __future__ import annotations
+
 import json
 import os
 
@@ -20,7 +22,7 @@ RECIPE_SECTIONS = ("model", "dataset", "training")
 REQUIRED_TRAINING_KEYS = ("batch_size", "steps", "steps_per_epoch")
 
 
-def load_recipe(path_or_dict, variant=None):
+def load_recipe(path_or_dict: str | os.PathLike | dict, variant: str | None = None) -> dict:
     """A recipe dict, with its sections checked.
 
     Args:

@@ -23,6 +23,8 @@ counter and log rows of an uninterrupted run. A finished run says so and
 returns; a recipe that now asks for more steps continues.
 """
 
+from __future__ import annotations
+
 import contextlib
 import json
 import os
@@ -85,15 +87,15 @@ class TrainingResult:
 
 
 def train(
-    recipe,
-    workdir,
-    data_dir=None,
-    max_minutes=None,
-    checkpoint_minutes=5.0,
-    verbose=1,
-    validation_sequences=None,
-    tensorboard=False,
-):
+    recipe: str | dict,
+    workdir: str,
+    data_dir: str | None = None,
+    max_minutes: float | None = None,
+    checkpoint_minutes: float = 5.0,
+    verbose: int = 1,
+    validation_sequences: int | None = None,
+    tensorboard: bool = False,
+) -> TrainingResult:
     """Trains, or resumes training of, a recipe's model in `workdir`.
 
     Args:
