@@ -5,6 +5,7 @@ from typing import Any, NamedTuple
 import keras
 from keras import ops
 
+from keras_msrnn.backend.conv import conv2d_same
 from keras_msrnn.validation import positive_int
 
 # PyTorch's Conv2d default, kaiming_uniform(a=sqrt(5)), is U(-1/sqrt(fan_in),
@@ -158,6 +159,15 @@ class RecurrentCell(keras.layers.Layer):
             dtype=self.dtype_policy,
             name=name,
         )
+
+    def apply_conv(self, layer, inputs):
+        """Applies one of this cell's stride-1 "same" convolutions to `inputs`.
+
+        The `Conv2D` layer holds the weights; calling through here skips its
+        call machinery, once per layer and step, and on PyTorch the layout
+        copies (`keras_msrnn.backend.conv`).
+        """
+        return conv2d_same(inputs, layer.kernel, layer.bias if layer.use_bias else None)
 
     # Reference module paths whose Keras attribute path differs beyond the
     # leading underscore, e.g. {"LA.conv1": "local_attention.query"}.

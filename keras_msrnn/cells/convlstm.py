@@ -56,7 +56,9 @@ class ConvLSTMCell(RecurrentCell):
 
     def call(self, inputs, states, memory=None):
         h, c = states
-        i, f, g, o = gates(self.conv_x2h(inputs) + self.conv_h2h(h), 4)
+        i, f, g, o = gates(
+            self.apply_conv(self.conv_x2h, inputs) + self.apply_conv(self.conv_h2h, h), 4
+        )
         c = lstm_update(c, i, f, g)
         h = ops.sigmoid(o) * ops.tanh(c)
         return CellOutput(h, (h, c), memory)

@@ -157,14 +157,14 @@ class MotionRNNCell(MIMCell):
         return ops.transpose(scrambled, (0, 2, 3, 1))
 
     def _decode(self, encoded, motion, hidden):
-        mask = ops.sigmoid(self.conv_hm(encoded))
+        mask = ops.sigmoid(self.apply_conv(self.conv_hm, encoded))
         warped = warp(encoded, self._flows(motion)) * mask[..., None]
-        decoded = self.deconv_dec(self.conv_dec(self._merge_warps(warped)))
+        decoded = self.deconv_dec(self.apply_conv(self.conv_dec, self._merge_warps(warped)))
         pad_rows = hidden.shape[1] - decoded.shape[1]
         pad_cols = hidden.shape[2] - decoded.shape[2]
         if pad_rows or pad_cols:  # odd layer sizes: the encoder floored
             decoded = ops.pad(decoded, [[0, 0], [0, pad_rows], [0, pad_cols], [0, 0]])
-        g = ops.sigmoid(self.conv_g(ops.concatenate([decoded, hidden], axis=-1)))
+        g = ops.sigmoid(self.apply_conv(self.conv_g, ops.concatenate([decoded, hidden], axis=-1)))
         return g * hidden + (1.0 - g) * decoded
 
     def call(self, inputs, states, memory=None, previous_input=None):
@@ -174,9 +174,9 @@ class MotionRNNCell(MIMCell):
         )
         encoded = self.conv_enc(hidden)
         both = ops.concatenate([encoded, motion], axis=-1)
-        u = ops.sigmoid(self.conv_u(both))
-        r = ops.sigmoid(self.conv_r(both))
-        z = ops.tanh(self.conv_z(ops.concatenate([encoded, r * motion], axis=-1)))
+        u = ops.sigmoid(self.apply_conv(self.conv_u, both))
+        r = ops.sigmoid(self.apply_conv(self.conv_r, both))
+        z = ops.tanh(self.apply_conv(self.conv_z, ops.concatenate([encoded, r * motion], axis=-1)))
         new_trend = trend + self.alpha * (motion - trend)
         new_motion = u * z + (1.0 - u) * motion + new_trend
         if self.motion_highway:

@@ -4,6 +4,7 @@ import keras
 from keras import ops
 
 from keras_msrnn.api_export import keras_msrnn_export
+from keras_msrnn.backend.conv import conv2d_same
 from keras_msrnn.cells.base import CellOutput, RecurrentCell, gates, lstm_update, register_cell
 from keras_msrnn.ops.local_attention import local_attention
 from keras_msrnn.validation import positive_int
@@ -51,7 +52,8 @@ class LocalAttention(keras.layers.Layer):
 
     def call(self, inputs):
         return local_attention(
-            self.query(inputs), self.key(inputs), self.value(inputs), self.window
+            *(conv2d_same(inputs, layer.kernel) for layer in (self.query, self.key, self.value)),
+            self.window,
         )
 
     def get_config(self):
@@ -162,25 +164,48 @@ class PrecipLSTMCell(RecurrentCell):
 
     def call(self, inputs, states, memory=None):
         h, c, spatial, temporal, previous_input = states
-        attended = inputs + self.conv_x_x_att(self.local_attention(inputs))
-        i, f, g, o = gates(self.conv_x2h(attended) + self.conv_h2h(h), 4)
+        attended = inputs + self.apply_conv(self.conv_x_x_att, self.local_attention(inputs))
+        i, f, g, o = gates(
+            self.apply_conv(self.conv_x2h, attended) + self.apply_conv(self.conv_h2h, h), 4
+        )
         c = lstm_update(c, i, f, g)
-        memory = lstm_update(memory, *gates(self.conv_x2h_m(attended) + self.conv_m2h_m(memory), 3))
+        memory = lstm_update(
+            memory,
+            *gates(
+                self.apply_conv(self.conv_x2h_m, attended)
+                + self.apply_conv(self.conv_m2h_m, memory),
+                3,
+            ),
+        )
         spatial = lstm_update(
-            spatial, *gates(self.conv_x2h_ms(attended) + self.conv_ms2h_ms(spatial), 3)
+            spatial,
+            *gates(
+                self.apply_conv(self.conv_x2h_ms, attended)
+                + self.apply_conv(self.conv_ms2h_ms, spatial),
+                3,
+            ),
         )
         difference = inputs - previous_input
         temporal = lstm_update(
-            temporal, *gates(self.conv_x2h_mt(difference) + self.conv_mt2h_mt(temporal), 3)
+            temporal,
+            *gates(
+                self.apply_conv(self.conv_x2h_mt, difference)
+                + self.apply_conv(self.conv_mt2h_mt, temporal),
+                3,
+            ),
         )
         o = ops.sigmoid(
             o
-            + self.conv_c2o(c)
-            + self.conv_ms2o(spatial)
-            + self.conv_mt2o(temporal)
-            + self.conv_m2o(memory)
+            + self.apply_conv(self.conv_c2o, c)
+            + self.apply_conv(self.conv_ms2o, spatial)
+            + self.apply_conv(self.conv_mt2o, temporal)
+            + self.apply_conv(self.conv_m2o, memory)
         )
-        h = o * ops.tanh(self.c_m_ms_mt(ops.concatenate([c, spatial, temporal, memory], axis=-1)))
+        h = o * ops.tanh(
+            self.apply_conv(
+                self.c_m_ms_mt, ops.concatenate([c, spatial, temporal, memory], axis=-1)
+            )
+        )
         return CellOutput(h, (h, c, spatial, temporal, inputs), memory)
 
     def get_config(self):

@@ -75,14 +75,20 @@ class PredRNNCell(RecurrentCell):
     def st_lstm(self, inputs, states, memory):
         """One ST-LSTM update; returns `(h', c', m', Δc, Δm)`."""
         h, c = states
-        i, f, g, o = gates(self.conv_x2h(inputs) + self.conv_h2h(h), 4)
+        i, f, g, o = gates(
+            self.apply_conv(self.conv_x2h, inputs) + self.apply_conv(self.conv_h2h, h), 4
+        )
         delta_c = ops.sigmoid(i) * ops.tanh(g)
         c = ops.sigmoid(f) * c + delta_c
-        i_m, f_m, g_m = gates(self.conv_x2h_m(inputs) + self.conv_m2h_m(memory), 3)
+        i_m, f_m, g_m = gates(
+            self.apply_conv(self.conv_x2h_m, inputs) + self.apply_conv(self.conv_m2h_m, memory), 3
+        )
         delta_m = ops.sigmoid(i_m) * ops.tanh(g_m)
         memory = ops.sigmoid(f_m) * memory + delta_m
-        o = ops.sigmoid(o + self.conv_c2o(c) + self.conv_m2o(memory))
-        h = o * ops.tanh(self.conv_c_m(ops.concatenate([c, memory], axis=-1)))
+        o = ops.sigmoid(
+            o + self.apply_conv(self.conv_c2o, c) + self.apply_conv(self.conv_m2o, memory)
+        )
+        h = o * ops.tanh(self.apply_conv(self.conv_c_m, ops.concatenate([c, memory], axis=-1)))
         return h, c, memory, delta_c, delta_m
 
     def call(self, inputs, states, memory=None):

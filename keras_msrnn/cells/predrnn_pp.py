@@ -93,16 +93,24 @@ class PredRNNPPCell(RecurrentCell):
     def call(self, inputs, states, memory=None):
         h, c = states[:2]
         if self.gradient_highway:
-            p, s = gates(self.conv_x(inputs) + self.conv_z(states[2]), 2)
+            p, s = gates(
+                self.apply_conv(self.conv_x, inputs) + self.apply_conv(self.conv_z, states[2]), 2
+            )
             s = ops.sigmoid(s)
             z = s * ops.tanh(p) + (1.0 - s) * states[2]
             inputs = z
-        i, f, g = gates(self.conv_x_h_c(ops.concatenate([inputs, h, c], axis=-1)), 3)
+        i, f, g = gates(
+            self.apply_conv(self.conv_x_h_c, ops.concatenate([inputs, h, c], axis=-1)), 3
+        )
         c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
-        i_m, f_m, g_m = gates(self.conv_x_c_m(ops.concatenate([inputs, c, memory], axis=-1)), 3)
-        memory = ops.sigmoid(f_m) * ops.tanh(self.conv_m(memory)) + ops.sigmoid(i_m) * ops.tanh(g_m)
-        o = ops.tanh(self.conv_o(ops.concatenate([inputs, c, memory], axis=-1)))
-        h = o * ops.tanh(self.conv_c_m(ops.concatenate([c, memory], axis=-1)))
+        i_m, f_m, g_m = gates(
+            self.apply_conv(self.conv_x_c_m, ops.concatenate([inputs, c, memory], axis=-1)), 3
+        )
+        memory = ops.sigmoid(f_m) * ops.tanh(self.apply_conv(self.conv_m, memory)) + ops.sigmoid(
+            i_m
+        ) * ops.tanh(g_m)
+        o = ops.tanh(self.apply_conv(self.conv_o, ops.concatenate([inputs, c, memory], axis=-1)))
+        h = o * ops.tanh(self.apply_conv(self.conv_c_m, ops.concatenate([c, memory], axis=-1)))
         new_states = (h, c, z) if self.gradient_highway else (h, c)
         return CellOutput(h, new_states, memory)
 

@@ -80,13 +80,16 @@ class TrajGRUCell(RecurrentCell):
 
     def call(self, inputs, states, memory=None):
         (h,) = states
-        flows = self.conv_flow(leaky_relu(self.conv_x2f(inputs) + self.conv_h2f(h)))
+        flows = self.apply_conv(
+            self.conv_flow,
+            leaky_relu(self.apply_conv(self.conv_x2f, inputs) + self.apply_conv(self.conv_h2f, h)),
+        )
         height, width = h.shape[1:3]
         flows = ops.reshape(flows, (-1, height, width, self.links, 2))
         warped = warp(h, -flows)  # (B, H, W, links, C): channel l * C + c below
         warped = ops.reshape(warped, (-1, height, width, self.links * self.filters))
-        z_h, r_h, n_h = gates(self.project(warped), 3)
-        z_x, r_x, n_x = gates(self.conv_x2h(inputs), 3)
+        z_h, r_h, n_h = gates(self.apply_conv(self.project, warped), 3)
+        z_x, r_x, n_x = gates(self.apply_conv(self.conv_x2h, inputs), 3)
         z = ops.sigmoid(z_x + z_h)
         r = ops.sigmoid(r_x + r_h)
         candidate = leaky_relu(n_x + r * n_h)

@@ -7,6 +7,7 @@ import numpy as np
 from keras import ops
 
 from keras_msrnn.api_export import keras_msrnn_export
+from keras_msrnn.backend.conv import conv2d_same
 from keras_msrnn.cells.base import get_cell_class
 from keras_msrnn.frames import to_unit_frames
 from keras_msrnn.models.losses import MSRNNLoss, msrnn_loss
@@ -414,7 +415,7 @@ class MSStack(keras.Model):
         """|cosine| over space between the adapted increments, per channel: (B, C)."""
 
         def normalized(delta):
-            flat = ops.reshape(self.adapter(delta), (ops.shape(delta)[0], -1, self.filters))
+            flat = ops.reshape(_apply(self.adapter, delta), (ops.shape(delta)[0], -1, self.filters))
             norm = ops.sqrt(ops.sum(ops.square(flat), axis=1, keepdims=True))
             return flat / ops.maximum(norm, 1e-12)
 
@@ -442,7 +443,7 @@ class MSStack(keras.Model):
         Returns (prediction, states, memory, increments); `increments` lists
         each layer's (Δc, Δm) for cells that return them.
         """
-        x = self.embedding(frame)
+        x = _apply(self.embedding, frame)
         outputs, new_states, increments = [], [], []
         for layer, cell in enumerate(self.cells):
             if layer > 0:
@@ -467,7 +468,7 @@ class MSStack(keras.Model):
             new_states.append(step.states)
         if memory is not None:
             memory = rescale(memory, self.scales[-1], self.scales[0])
-        return self.readout(outputs[-1]), new_states, memory, increments
+        return _apply(self.readout, outputs[-1]), new_states, memory, increments
 
     # === Forecasting ===
 
@@ -610,6 +611,11 @@ class MSStack(keras.Model):
             }
         )
         return config
+
+
+def _apply(conv, inputs):
+    """A 1x1 convolution of the stack, on the fast path of the cells' convolutions."""
+    return conv2d_same(inputs, conv.kernel, conv.bias)
 
 
 def _is_static(probability, value):
