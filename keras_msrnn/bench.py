@@ -29,6 +29,7 @@ import os
 import subprocess
 import sys
 import time
+import traceback
 
 import numpy as np
 
@@ -121,14 +122,25 @@ def _worker_command(args, cell, variant):
     return command
 
 
+WORKER_ERROR = "keras-msrnn bench worker error: "
+
+
+def _worker_failure(stderr, returncode):
+    """The worker's own error line; backends may print notes after a traceback."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    tagged = [line[len(WORKER_ERROR) :] for line in lines if line.startswith(WORKER_ERROR)]
+    if tagged:
+        return tagged[-1]
+    return lines[-1] if lines else f"exit status {returncode}, no message"
+
+
 def _run_worker(args, cell, variant):
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", TF_CPP_MIN_LOG_LEVEL="3")
     completed = subprocess.run(
         _worker_command(args, cell, variant), env=env, capture_output=True, text=True
     )
     if completed.returncode != 0:
-        lines = [line for line in completed.stderr.splitlines() if line.strip()]
-        cause = lines[-1].strip() if lines else f"exit status {completed.returncode}, no message"
+        cause = _worker_failure(completed.stderr, completed.returncode)
         raise RuntimeError(f"benchmark worker ({cell}, {variant}) failed: {cause}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
@@ -312,7 +324,14 @@ def main(argv=None):
         from keras_msrnn.models.ms_stack import MSRNN_SCALES
 
         scales = (1,) * args.layers if args.worker == "plain" else MSRNN_SCALES
-        print(json.dumps(run_variant(args, scales)))
+        try:
+            report = run_variant(args, scales)
+        except Exception as error:
+            traceback.print_exc()
+            message = " ".join(str(error).splitlines())
+            print(f"{WORKER_ERROR}{type(error).__name__}: {message}", file=sys.stderr)
+            return 1
+        print(json.dumps(report))
         return 0
     return run(args)
 

@@ -2,7 +2,7 @@
 
 Run from the repository root after presets were trained or changed:
 
-    python zoo/zoo_tools.py forecasts   # tests/data/zoo/<name>.npy for every trained preset
+    python zoo/zoo_tools.py forecasts [NAME ...]  # tests/data/zoo/<name>.npy per trained preset
     python zoo/zoo_tools.py cards       # the generated tables of MODEL_CARDS.md
 
 `forecasts` records each preset's forecast of the bundled sample
@@ -45,9 +45,13 @@ def trained_names():
     ]
 
 
-def record_forecasts():
+def record_forecasts(*names):
+    """Records the named presets' forecasts (all trained presets when none are named)."""
     os.makedirs(FORECASTS, exist_ok=True)
-    for name in trained_names():
+    unknown = sorted(set(names) - set(trained_names()))
+    if unknown:
+        sys.exit(f"not trained presets: {', '.join(unknown)}")
+    for name in names or trained_names():
         model = keras_msrnn.from_preset(name)
         forecast = keras.ops.convert_to_numpy(model(sample_context(model.input_length)))[0]
         np.save(os.path.join(FORECASTS, f"{name}.npy"), forecast)
@@ -134,7 +138,9 @@ def comparison_table():
     return "\n".join(rows)
 
 
-def write_cards():
+def write_cards(*names):
+    if names:
+        sys.exit("cards takes no names: it rewrites the tables for the whole zoo")
     with open(CARDS) as file:
         text = file.read()
     if BEGIN not in text or END not in text:
@@ -156,6 +162,6 @@ def write_cards():
 
 if __name__ == "__main__":
     commands = {"forecasts": record_forecasts, "cards": write_cards}
-    if len(sys.argv) != 2 or sys.argv[1] not in commands:
-        sys.exit(f"usage: python zoo/zoo_tools.py {{{','.join(commands)}}}")
-    commands[sys.argv[1]]()
+    if len(sys.argv) < 2 or sys.argv[1] not in commands:
+        sys.exit(f"usage: python zoo/zoo_tools.py {{{','.join(commands)}}} [NAME ...]")
+    commands[sys.argv[1]](*sys.argv[2:])
