@@ -33,6 +33,8 @@ import time
 
 import numpy as np
 
+from keras_msrnn.bench import report_worker_error, worker_failure
+
 CELLS = (
     "convlstm",
     "trajgru",
@@ -44,6 +46,7 @@ CELLS = (
     "preciplstm",
 )
 VARIANTS = ("plain", "ms")
+MS_FACTOR = 4  # the largest factor of MS-RNN's scales (1, 2, 4, 4, 2, 1)
 
 
 def _frames(args):
@@ -177,10 +180,8 @@ def _worker(args, implementation, cell, variant):
     )
     completed = subprocess.run(command, capture_output=True, text=True, env=env)
     if completed.returncode != 0:
-        lines = [line for line in completed.stderr.splitlines() if line.strip()]
-        raise RuntimeError(
-            f"{implementation} {cell} {variant} failed: {lines[-1] if lines else '?'}"
-        )
+        cause = worker_failure(completed.stderr, completed.returncode)
+        raise RuntimeError(f"{implementation} {cell} {variant} failed: {cause}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -191,13 +192,17 @@ def _read(path):
         return [json.loads(line) for line in file if line.strip()]
 
 
+def _cells(args):
+    return CELLS if args.cell == "all" else tuple(c.strip() for c in args.cell.split(","))
+
+
 def measure(args):
     done = {
         (r["implementation"], r["cell"], r["variant"])
         for r in _read(args.output)
         if r["settings"] == _settings(args)
     }
-    cells = CELLS if args.cell == "all" else tuple(args.cell.split(","))
+    cells = _cells(args)
     implementations = ["reference", *args.backends.split(",")]
     for cell in cells:
         for variant in VARIANTS:
@@ -266,13 +271,29 @@ def main(argv=None):
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--variant", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.frame % MS_FACTOR:
+        parser.error(
+            f"--frame {args.frame} is not divisible by {MS_FACTOR}, the MS stack's largest "
+            "pooling factor"
+        )
+    unknown = [cell for cell in _cells(args) if cell not in CELLS]
+    if unknown:
+        parser.error(f"unknown cell {unknown[0]!r}; cells: {', '.join(CELLS)}, or 'all'")
     if args.table:
         print(table(args.table))
     elif args.worker:
         run = run_reference if args.worker == "reference" else run_keras
-        print(json.dumps(run(args, args.cell, args.variant)))
+        try:
+            result = run(args, args.cell, args.variant)
+        except Exception as error:
+            report_worker_error(error)
+            sys.exit(1)
+        print(json.dumps(result))
     else:
-        measure(args)
+        try:
+            measure(args)
+        except RuntimeError as error:
+            sys.exit(f"against_reference: {error}")
 
 
 if __name__ == "__main__":

@@ -125,7 +125,14 @@ def _worker_command(args, cell, variant):
 WORKER_ERROR = "keras-msrnn bench worker error: "
 
 
-def _worker_failure(stderr, returncode):
+def report_worker_error(error):
+    """Prints the traceback, then the one line `worker_failure` finds."""
+    traceback.print_exc()
+    message = " ".join(str(error).splitlines())
+    print(f"{WORKER_ERROR}{type(error).__name__}: {message}", file=sys.stderr)
+
+
+def worker_failure(stderr, returncode):
     """The worker's own error line; backends may print notes after a traceback."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     tagged = [line[len(WORKER_ERROR) :] for line in lines if line.startswith(WORKER_ERROR)]
@@ -140,7 +147,7 @@ def _run_worker(args, cell, variant):
         _worker_command(args, cell, variant), env=env, capture_output=True, text=True
     )
     if completed.returncode != 0:
-        cause = _worker_failure(completed.stderr, completed.returncode)
+        cause = worker_failure(completed.stderr, completed.returncode)
         raise RuntimeError(f"benchmark worker ({cell}, {variant}) failed: {cause}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
@@ -327,9 +334,7 @@ def main(argv=None):
         try:
             report = run_variant(args, scales)
         except Exception as error:
-            traceback.print_exc()
-            message = " ".join(str(error).splitlines())
-            print(f"{WORKER_ERROR}{type(error).__name__}: {message}", file=sys.stderr)
+            report_worker_error(error)
             return 1
         print(json.dumps(report))
         return 0

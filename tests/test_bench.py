@@ -155,3 +155,41 @@ def test_table_names_a_missing_or_foreign_file(tmp_path, capsys):
     foreign.write_text('{"loss": 1.0}\n')
     assert cli.main(["bench", "--table", str(foreign)]) == 1
     assert "foreign.jsonl, line 1: not a bench report" in capsys.readouterr().err
+
+
+@pytest.mark.large
+def test_against_reference_times_both_sides_and_tabulates_the_ratio(tmp_path):
+    import subprocess
+    import sys
+
+    backend = keras.config.backend()
+    output = tmp_path / "ref.jsonl"
+    command = [sys.executable, "-m", "benchmarks.against_reference", "--cell", "convlstm"]
+    command += ["--backends", backend, "--output", str(output)]
+    command += [*TINY, "--batch", "2", "--threads", "1"]
+    subprocess.run(command, check=True, capture_output=True, text=True, timeout=600)
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    by_key = {(r["implementation"], r["variant"]): r for r in records}
+    assert set(by_key) == {(side, v) for side in ("reference", backend) for v in ("plain", "ms")}
+    for variant in ("plain", "ms"):
+        # Same model on both sides: the parameter counts agree.
+        assert by_key[(backend, variant)]["params"] == by_key[("reference", variant)]["params"]
+        assert by_key[(backend, variant)]["step_s"] > 0
+    # A rerun skips what the file holds.
+    again = subprocess.run(command, check=True, capture_output=True, text=True, timeout=600)
+    assert again.stdout == ""
+    ratio = by_key[(backend, "ms")]["step_s"] / by_key[("reference", "ms")]["step_s"]
+    table = subprocess.run(
+        [sys.executable, "-m", "benchmarks.against_reference", "--table", str(output)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert f"({ratio:.2f})" in table.splitlines()[3]  # the MS-convlstm row
+    # A size the MS stack cannot pool is refused before any worker starts.
+    failed = subprocess.run([*command, "--frame", "6"], capture_output=True, text=True)
+    assert failed.returncode == 2
+    assert "--frame 6 is not divisible by 4" in failed.stderr.strip().splitlines()[-1]
+    failed = subprocess.run([*command, "--cell", "convlstm,lstm"], capture_output=True, text=True)
+    assert failed.returncode == 2
+    assert "unknown cell 'lstm'; cells: convlstm," in failed.stderr.strip().splitlines()[-1]
