@@ -1,4 +1,5 @@
-"""The `keras-msrnn` command: list, predict, evaluate, train, push, bench."""
+"""The `keras-msrnn` command: list, predict, evaluate, train, recipe, export, import-openstl,
+push, bench."""
 
 import argparse
 import json
@@ -53,7 +54,8 @@ def run_list(args):
     print("MSE (per-frame sum over pixels) and SSIM: future frames of the data set's test split.")
     print(
         "A 'recipe only' name has no weights yet: keras-msrnn train NAME --data-dir DIR "
-        "--preset-out DIR trains it."
+        "--preset-out DIR trains it. An 'import recipe' name is OpenSTL's checkpoint: "
+        "keras-msrnn list --json gives its import_command."
     )
     return 0
 
@@ -282,6 +284,38 @@ def run_recipe(args):
     return 0
 
 
+# === import-openstl ===
+
+
+def run_import_openstl(args):
+    from keras_msrnn.convert.openstl import import_to_preset
+
+    if os.path.exists(args.output) and os.listdir(args.output) and not args.overwrite:
+        raise ValueError(
+            f"{args.output} already holds files; pass --overwrite to replace them, or choose "
+            "another folder."
+        )
+    if not os.path.isfile(args.checkpoint):
+        raise ValueError(f"no checkpoint file {args.checkpoint}")
+    overrides = {
+        key: value
+        for key, value in (
+            ("dataname", args.dataname),
+            ("pre_seq_length", args.pre_seq_length),
+            ("aft_seq_length", args.aft_seq_length),
+            ("in_shape", args.in_shape and [int(v) for v in args.in_shape.split(",")]),
+        )
+        if value is not None
+    }
+    model = import_to_preset(args.checkpoint, args.config, args.output, **overrides)
+    print(
+        f"imported {args.checkpoint} ({model.count_params():,} parameters, "
+        f"{model.input_length} -> {model.output_length} frames of {model.frame_shape}) as the "
+        f"preset {args.output}; load it with keras_msrnn.from_preset({args.output!r})"
+    )
+    return 0
+
+
 # === push ===
 
 
@@ -436,6 +470,25 @@ def _parser():
         "--batch-size", type=int, help="a fixed batch size (default: any; PyTorch: 1)"
     )
     export.add_argument("--overwrite", action="store_true", help="replace an existing output")
+
+    openstl = _add(
+        commands,
+        "import-openstl",
+        run_import_openstl,
+        "turn an OpenSTL checkpoint into a preset",
+        "Import an OpenSTL checkpoint (.pth, or a Lightning .ckpt) of ConvLSTM, PredRNN or\n"
+        "PredRNNv2 with its OpenSTL config .py (read, never run) and write a preset folder.\n"
+        "OpenSTL's configs leave frame size and lengths to the data set: --dataname mmnist\n"
+        "(or taxibj, kth, kth20, kth40) fills them, as OpenSTL's -d does.",
+    )
+    openstl.add_argument("checkpoint", help="OpenSTL's .pth or .ckpt")
+    openstl.add_argument("--config", required=True, help="OpenSTL config .py, e.g. PredRNN.py")
+    openstl.add_argument("--output", "-o", required=True, help="the preset folder to write")
+    openstl.add_argument("--dataname", help="OpenSTL data set: frame size and sequence lengths")
+    openstl.add_argument("--pre-seq-length", type=int)
+    openstl.add_argument("--aft-seq-length", type=int)
+    openstl.add_argument("--in-shape", help="T,C,H,W as in OpenSTL, e.g. 10,1,64,64")
+    openstl.add_argument("--overwrite", action="store_true", help="replace an existing preset")
 
     push = _add(
         commands,

@@ -24,10 +24,16 @@ def test_available_cells():
 
 
 NON_DEFAULT_OPTIONS = {
-    cells.ConvLSTMCell: {"kernel_size": 5, "bias_initializer": keras.initializers.Ones()},
+    cells.ConvLSTMCell: {
+        "kernel_size": 5,
+        "bias_initializer": keras.initializers.Ones(),
+        "forget_bias": 1.0,
+    },
     cells.PredRNNCell: {
         "kernel_size": 5,
         "kernel_initializer": keras.initializers.GlorotUniform(seed=1),
+        "use_bias": False,
+        "forget_bias": 1.0,
     },
     cells.PredRNNPPCell: {"gradient_highway": True},
     cells.PredRNNV2Cell: {"kernel_size": 1},

@@ -127,9 +127,12 @@ def test_list_and_help():
         check=True,
     ).stdout
     listed = json.loads(out)
-    assert len([name for name in listed if "alias_of" not in listed[name]]) == 64
+    names = [name for name in listed if "alias_of" not in listed[name]]
+    # 64 recipes and 10 OpenSTL imports.
+    assert len(names) == 74 and len([n for n in names if n.endswith("-openstl")]) == 10
     assert listed["ms-predrnn-mnist-cpu"]["alias_of"] == "ms-predrnn-mnist"
-    for command in ("list", "predict", "evaluate", "train", "recipe", "export", "push", "bench"):
+    commands = ("list", "predict", "evaluate", "train", "recipe", "export", "import-openstl")
+    for command in (*commands, "push", "bench"):
         with pytest.raises(SystemExit) as exit_info:
             cli.main([command, "--help"])
         assert exit_info.value.code == 0

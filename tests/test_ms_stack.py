@@ -371,6 +371,9 @@ def test_motionrnn_samples_are_independent_unless_reproducing_the_reference(quir
                 "decoupling_loss_weight": 0.1,
                 "decoupling_reduction": "mean",
                 "sampling": keras_msrnn.models.EpochReverseSampling(epochs=6, steps_per_epoch=10),
+                "use_bias": False,
+                "embed_inputs": False,
+                "loss": "mse",
             },
             id="predrnn_v2",
         ),
@@ -380,3 +383,31 @@ def test_ms_stack_serializes_with_its_options(options, tmp_path):
     frames = np.random.default_rng(0).random((1, 3, 16, 16, 1)).astype("float32")
     options = {"filters": 4, "scales": (1, 2, 1), "input_length": 3, "output_length": 2, **options}
     run_layer_test(keras_msrnn.MSStack, options, lambda model: model(frames), tmp_path)
+
+
+def test_openstl_options_change_the_architecture_and_bad_ones_are_named():
+    frames = np.zeros((1, 3, 16, 16, 1), "float32")
+    msrnn = keras_msrnn.MSStack(cell="predrnn", filters=4, scales=(1, 1), input_length=3)
+    openstl = keras_msrnn.MSStack(
+        cell="predrnn",
+        filters=4,
+        scales=(1, 1),
+        input_length=3,
+        use_bias=False,
+        embed_inputs=False,
+    )
+    msrnn(frames), openstl(frames)
+    assert openstl.embedding is None and not openstl.readout.use_bias
+    assert all(not w.path.endswith("bias") for w in openstl.weights)
+    # The first cell reads the 1-channel frame itself; every bias is gone.
+    assert openstl.cells[0].conv_x2h.kernel.shape == (3, 3, 1, 16)
+    embedding, readout_bias = 4 + 4, 1
+    cell_biases = 2 * (16 + 16 + 12 + 12 + 4 + 4 + 4)  # 7 convolutions per layer
+    first_input_kernels = 3 * 3 * (4 - 1) * (16 + 12)  # 4 embedded channels -> 1 frame channel
+    assert msrnn.count_params() - openstl.count_params() == (
+        embedding + readout_bias + cell_biases + first_input_kernels
+    )
+    with pytest.raises(ValueError, match="Set `use_bias` on MSStack"):
+        keras_msrnn.MSStack(cell_config={"use_bias": False})
+    with pytest.raises(ValueError, match=r"`loss` must be one of \('msrnn', 'mse'\)"):
+        keras_msrnn.MSStack(loss="l1")

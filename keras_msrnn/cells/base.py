@@ -92,6 +92,8 @@ class RecurrentCell(keras.layers.Layer):
         kernel_initializer: initializer of every convolution kernel. Defaults
             to PyTorch's default Conv2d initialisation.
         bias_initializer: initializer of every convolution bias.
+        use_bias: bool. Whether the gate convolutions have biases. Defaults to
+            True, as in the MS-RNN code; OpenSTL's convolutions have none.
         **kwargs: arguments of `keras.layers.Layer` (`name`, `dtype`, ...).
     """
 
@@ -111,6 +113,7 @@ class RecurrentCell(keras.layers.Layer):
         kernel_size=3,
         kernel_initializer=TORCH_DEFAULT_KERNEL_INITIALIZER,
         bias_initializer="zeros",
+        use_bias=True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -124,6 +127,7 @@ class RecurrentCell(keras.layers.Layer):
         self.kernel_size = kernel_size
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.use_bias = bool(use_bias)
 
     @classmethod
     def for_layer(cls, layer_index, num_layers, **config):
@@ -138,7 +142,7 @@ class RecurrentCell(keras.layers.Layer):
         self,
         filters,
         kernel_size=None,
-        use_bias=True,
+        use_bias=None,
         name=None,
         strides=1,
         padding="same",
@@ -147,13 +151,14 @@ class RecurrentCell(keras.layers.Layer):
         """Creates a convolution owned by this cell, with the cell's initializers.
 
         Stride-1 'same' by default; `layer` may be `keras.layers.Conv2DTranspose`.
+        `use_bias` defaults to the cell's.
         """
         return layer(
             filters,
             kernel_size or self.kernel_size,
             strides=strides,
             padding=padding,
-            use_bias=use_bias,
+            use_bias=self.use_bias if use_bias is None else use_bias,
             kernel_initializer=self.kernel_initializer,
             bias_initializer=self.bias_initializer,
             dtype=self.dtype_policy,
@@ -206,6 +211,7 @@ class RecurrentCell(keras.layers.Layer):
                 "kernel_size": self.kernel_size,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+                "use_bias": self.use_bias,
             }
         )
         return config
@@ -214,6 +220,11 @@ class RecurrentCell(keras.layers.Layer):
 def gates(tensor, count):
     """Splits a fused gate convolution's output into `count` channel blocks."""
     return ops.split(tensor, count, axis=-1)
+
+
+def shift(tensor, constant):
+    """`tensor + constant`, without an op when the constant is 0 (a forget bias)."""
+    return tensor if constant == 0 else tensor + constant
 
 
 def lstm_update(cell_state, input_gate, forget_gate, candidate):

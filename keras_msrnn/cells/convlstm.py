@@ -3,7 +3,14 @@
 from keras import ops
 
 from keras_msrnn.api_export import keras_msrnn_export
-from keras_msrnn.cells.base import CellOutput, RecurrentCell, gates, lstm_update, register_cell
+from keras_msrnn.cells.base import (
+    CellOutput,
+    RecurrentCell,
+    gates,
+    lstm_update,
+    register_cell,
+    shift,
+)
 
 
 @keras_msrnn_export
@@ -18,7 +25,9 @@ class ConvLSTMCell(RecurrentCell):
     Args:
         filters: int. Channels of `h` and `c`.
         kernel_size: int. Size of both gate convolutions. Defaults to 3.
-        **kwargs: see `keras_msrnn.cells.RecurrentCell`.
+        forget_bias: float. Added to the forget gate before its sigmoid.
+            Defaults to 0, as in the MS-RNN and OpenSTL code.
+        **kwargs: see `keras_msrnn.cells.RecurrentCell` (e.g. `use_bias`).
 
     Call arguments:
         inputs: tensor `(batch, height, width, channels)`, the layer input.
@@ -45,8 +54,9 @@ class ConvLSTMCell(RecurrentCell):
     def state_names(self):
         return ("h", "c")
 
-    def __init__(self, filters, kernel_size=3, **kwargs):
+    def __init__(self, filters, kernel_size=3, forget_bias=0.0, **kwargs):
         super().__init__(filters, kernel_size, **kwargs)
+        self.forget_bias = float(forget_bias)
         self.conv_x2h = self.make_conv(4 * filters, name="conv_x2h")
         self.conv_h2h = self.make_conv(4 * filters, name="conv_h2h")
 
@@ -59,6 +69,9 @@ class ConvLSTMCell(RecurrentCell):
         i, f, g, o = gates(
             self.apply_conv(self.conv_x2h, inputs) + self.apply_conv(self.conv_h2h, h), 4
         )
-        c = lstm_update(c, i, f, g)
+        c = lstm_update(c, i, shift(f, self.forget_bias), g)
         h = ops.sigmoid(o) * ops.tanh(c)
         return CellOutput(h, (h, c), memory)
+
+    def get_config(self):
+        return {**super().get_config(), "forget_bias": self.forget_bias}

@@ -3,7 +3,7 @@
 from keras import ops
 
 from keras_msrnn.api_export import keras_msrnn_export
-from keras_msrnn.cells.base import CellOutput, RecurrentCell, gates, register_cell
+from keras_msrnn.cells.base import CellOutput, RecurrentCell, gates, register_cell, shift
 
 
 @keras_msrnn_export
@@ -15,14 +15,16 @@ class PredRNNCell(RecurrentCell):
     spatiotemporal memory `m`, which flows upwards through the stack within a
     time step and from the top layer back to the bottom layer at the next one:
 
-    - `[i, f, g, o] = W_x * x + W_h * h`; `c' = σ(f)c + σ(i)tanh(g)`
-    - `[i', f', g'] = W'_x * x + W_m * m`; `m' = σ(f')m + σ(i')tanh(g')`
+    - `[i, f, g, o] = W_x * x + W_h * h`; `c' = σ(f + b_f)c + σ(i)tanh(g)`
+    - `[i', f', g'] = W'_x * x + W_m * m`; `m' = σ(f' + b_f)m + σ(i')tanh(g')`
     - `o = σ(o + W_co * c' + W_mo * m')`; `h' = o tanh(W_1x1 * [c', m'])`
 
     Args:
         filters: int. Channels of `h`, `c` and `m`.
         kernel_size: int. Size of the gate convolutions. Defaults to 3.
-        **kwargs: see `keras_msrnn.cells.RecurrentCell`.
+        forget_bias: float. `b_f`, added to both forget gates before their
+            sigmoid. Defaults to 0 as in the MS-RNN code; OpenSTL uses 1.
+        **kwargs: see `keras_msrnn.cells.RecurrentCell` (e.g. `use_bias`).
 
     Call arguments:
         inputs: tensor `(batch, height, width, channels)`, the layer input.
@@ -54,8 +56,9 @@ class PredRNNCell(RecurrentCell):
 
     uses_memory = True
 
-    def __init__(self, filters, kernel_size=3, **kwargs):
+    def __init__(self, filters, kernel_size=3, forget_bias=0.0, **kwargs):
         super().__init__(filters, kernel_size, **kwargs)
+        self.forget_bias = float(forget_bias)
         self.conv_x2h = self.make_conv(4 * filters, name="conv_x2h")
         self.conv_h2h = self.make_conv(4 * filters, name="conv_h2h")
         self.conv_x2h_m = self.make_conv(3 * filters, name="conv_x2h_m")
@@ -79,12 +82,12 @@ class PredRNNCell(RecurrentCell):
             self.apply_conv(self.conv_x2h, inputs) + self.apply_conv(self.conv_h2h, h), 4
         )
         delta_c = ops.sigmoid(i) * ops.tanh(g)
-        c = ops.sigmoid(f) * c + delta_c
+        c = ops.sigmoid(shift(f, self.forget_bias)) * c + delta_c
         i_m, f_m, g_m = gates(
             self.apply_conv(self.conv_x2h_m, inputs) + self.apply_conv(self.conv_m2h_m, memory), 3
         )
         delta_m = ops.sigmoid(i_m) * ops.tanh(g_m)
-        memory = ops.sigmoid(f_m) * memory + delta_m
+        memory = ops.sigmoid(shift(f_m, self.forget_bias)) * memory + delta_m
         o = ops.sigmoid(
             o + self.apply_conv(self.conv_c2o, c) + self.apply_conv(self.conv_m2o, memory)
         )
@@ -94,6 +97,9 @@ class PredRNNCell(RecurrentCell):
     def call(self, inputs, states, memory=None):
         h, c, memory, _, _ = self.st_lstm(inputs, states, memory)
         return CellOutput(h, (h, c), memory)
+
+    def get_config(self):
+        return {**super().get_config(), "forget_bias": self.forget_bias}
 
 
 @keras_msrnn_export

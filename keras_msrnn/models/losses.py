@@ -29,6 +29,13 @@ def msrnn_loss(y_true, y_pred):
     return frame_mse(y_true, y_pred) + frame_mae(y_true, y_pred)
 
 
+def mean_squared_error(y_true, y_pred):
+    """Per-frame mean of squared errors, `(B, T)`: OpenSTL's training loss."""
+    y_true = ops.cast(y_true, "float32")
+    y_pred = ops.cast(y_pred, "float32")
+    return ops.mean(ops.square(y_pred - y_true), axis=(2, 3, 4))
+
+
 @keras_msrnn_export
 class MSRNNLoss(keras.losses.Loss):
     """The MS-RNN loss: per-frame pixel-sum MSE plus per-frame pixel-sum MAE.

@@ -10,7 +10,7 @@ from keras_msrnn.api_export import keras_msrnn_export
 from keras_msrnn.backend.conv import conv2d_same
 from keras_msrnn.cells.base import get_cell_class
 from keras_msrnn.frames import to_unit_frames
-from keras_msrnn.models.losses import MSRNNLoss, msrnn_loss
+from keras_msrnn.models.losses import MSRNNLoss, mean_squared_error, msrnn_loss
 from keras_msrnn.models.scheduled_sampling import FreeRunning, get_schedule
 from keras_msrnn.ops.patching import patch_frames, unpatch_frames
 from keras_msrnn.ops.resampling import rescale
@@ -110,12 +110,23 @@ class MSStack(keras.Model):
             `S - 1` predicted frames; with `weight = (input_length - 1) /
             output_length` and `loss=MSRNNLoss()` the objective is that loss
             times the constant `(S - 1) / output_length`. Defaults to 0.
+        loss: `"msrnn"` (per-frame pixel sums of squared plus absolute
+            errors, the MS-RNN code) or `"mse"` (mean squared error, the
+            OpenSTL code): the loss `compile()` picks by default and the one
+            the reconstruction term uses. Defaults to `"msrnn"`.
         decoupling_loss_weight: float. Weight of PredRNN-V2's decoupling loss
             (cells that return memory increments only). Defaults to 0.01, the
             MS-RNN setting; the PredRNN-V2 paper uses 0.1.
         decoupling_reduction: `"msrnn"` (mean over steps and samples of the
             sum over layers and channels, the MS-RNN code) or `"mean"` (mean
             over everything, the PredRNN-V2 code).
+        use_bias: bool. Whether every convolution (embedding, cells,
+            read-out, adapter) has a bias. Defaults to True, as in the MS-RNN
+            code; OpenSTL's models have none.
+        embed_inputs: bool. Whether a 1x1 convolution embeds each (patched)
+            frame into `filters` channels before the first layer. Defaults to
+            True, as in the MS-RNN code; OpenSTL feeds the patched frame to
+            the first layer directly.
         cell_config: dict. Extra arguments of the cell class.
         seed: int. Seed of the scheduled-sampling masks.
         **kwargs: arguments of `keras.Model` (`name`, `dtype`, ...).
@@ -155,8 +166,11 @@ class MSStack(keras.Model):
         patch_size=1,
         sampling=None,
         reconstruction_loss_weight=0.0,
+        loss="msrnn",
         decoupling_loss_weight=0.01,
         decoupling_reduction="msrnn",
+        use_bias=True,
+        embed_inputs=True,
         cell_config=None,
         seed=None,
         **kwargs,
@@ -178,6 +192,11 @@ class MSStack(keras.Model):
                 f"Received: reconstruction_loss_weight={reconstruction_loss_weight!r}"
             )
         self.reconstruction_loss_weight = float(reconstruction_loss_weight)
+        if loss not in FRAME_LOSSES:
+            raise ValueError(
+                f"`loss` must be one of {tuple(FRAME_LOSSES)}. Received: loss={loss!r}"
+            )
+        self.loss_name = loss
         if decoupling_reduction not in DECOUPLING_REDUCTIONS:
             raise ValueError(
                 f"`decoupling_reduction` must be one of {DECOUPLING_REDUCTIONS}. "
@@ -186,17 +205,27 @@ class MSStack(keras.Model):
         self.decoupling_loss_weight = float(decoupling_loss_weight)
         self.decoupling_reduction = decoupling_reduction
         self.cell_config = dict(cell_config or {})
+        if "use_bias" in self.cell_config:
+            raise ValueError(
+                "Set `use_bias` on MSStack, which applies it to every convolution, not in "
+                f"`cell_config`. Received: cell_config={self.cell_config!r}"
+            )
+        self.use_bias = bool(use_bias)
+        self.embed_inputs = bool(embed_inputs)
         self.seed = seed
         self.skip_sources = skip_sources(self.scales)
 
         # === Layers ===
-        self.embedding = keras.layers.Conv2D(filters, 1, dtype=self.dtype_policy, name="embedding")
+        self.embedding = None
+        if self.embed_inputs:
+            self.embedding = self._pointwise_conv(filters, "embedding")
         self.cells = [
             cell_class.for_layer(
                 layer,
                 len(self.scales),
                 filters=filters,
                 kernel_size=kernel_size,
+                use_bias=self.use_bias,
                 dtype=self.dtype_policy,
                 name=f"cell_{layer}",
                 **self.cell_config,
@@ -208,13 +237,18 @@ class MSStack(keras.Model):
         # increments before their cosine similarity is taken.
         self.adapter = None
         if cell_class.returns_increments:
-            self.adapter = keras.layers.Conv2D(filters, 1, dtype=self.dtype_policy, name="adapter")
+            self.adapter = self._pointwise_conv(filters, "adapter")
         self.readout = None  # created in build(), once the frame channels are known
         self.sampling_step = self.add_weight(
             shape=(), dtype="int32", initializer="zeros", trainable=False, name="sampling_step"
         )
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.frame_shape = None
+
+    def _pointwise_conv(self, filters, name):
+        return keras.layers.Conv2D(
+            filters, 1, use_bias=self.use_bias, dtype=self.dtype_policy, name=name
+        )
 
     # === Shapes and validation ===
 
@@ -269,10 +303,13 @@ class MSStack(keras.Model):
         self.frame_shape = (height, width, channels)
         depth = channels * self.patch_size**2
         h, w = height // self.patch_size, width // self.patch_size
-        self.embedding.build((None, h, w, depth))
-        for cell, (cell_h, cell_w) in zip(self.cells, self.layer_sizes(height, width)):
-            cell.build((None, cell_h, cell_w, self.filters))
-        self.readout = keras.layers.Conv2D(depth, 1, dtype=self.dtype_policy, name="readout")
+        if self.embedding is not None:
+            self.embedding.build((None, h, w, depth))
+        sizes = self.layer_sizes(height, width)
+        for layer, (cell, (cell_h, cell_w)) in enumerate(zip(self.cells, sizes)):
+            first_unembedded = layer == 0 and self.embedding is None
+            cell.build((None, cell_h, cell_w, depth if first_unembedded else self.filters))
+        self.readout = self._pointwise_conv(depth, "readout")
         self.readout.build((None, h, w, self.filters))
         if self.adapter is not None:
             self.adapter.build((None, h, w, self.filters))
@@ -323,9 +360,10 @@ class MSStack(keras.Model):
         predictions, decoupling = self._unroll(frames, probabilities, decoupling_wanted)
         if with_losses and self.reconstruction_loss_weight > 0 and self.input_length > 1:
             reconstruction = predictions[:, : self.input_length - 1]
+            per_frame = FRAME_LOSSES[self.loss_name]
             self.add_loss(
                 self.reconstruction_loss_weight
-                * ops.mean(msrnn_loss(context[:, 1:], reconstruction))
+                * ops.mean(per_frame(context[:, 1:], reconstruction))
             )
         if decoupling_wanted:
             self.add_loss(self.decoupling_loss_weight * self.decoupling_loss(decoupling))
@@ -443,7 +481,7 @@ class MSStack(keras.Model):
         Returns (prediction, states, memory, increments); `increments` lists
         each layer's (Δc, Δm) for cells that return them.
         """
-        x = _apply(self.embedding, frame)
+        x = frame if self.embedding is None else _apply(self.embedding, frame)
         outputs, new_states, increments = [], [], []
         for layer, cell in enumerate(self.cells):
             if layer > 0:
@@ -553,13 +591,14 @@ class MSStack(keras.Model):
 
         Args:
             optimizer: a Keras optimizer or `"auto"` for `Adam(3e-4)`.
-            loss: a Keras loss or `"auto"` for `keras_msrnn.losses.MSRNNLoss()`.
+            loss: a Keras loss or `"auto"` for the model's `loss`:
+                `keras_msrnn.losses.MSRNNLoss()` or mean squared error.
             **kwargs: further arguments of `keras.Model.compile`.
         """
         if optimizer == "auto":
             optimizer = keras.optimizers.Adam(learning_rate=3e-4)
         if loss == "auto":
-            loss = MSRNNLoss()
+            loss = MSRNNLoss() if self.loss_name == "msrnn" else keras.losses.MeanSquaredError()
         super().compile(optimizer=optimizer, loss=loss, **kwargs)
 
     def compile_from_config(self, config):
@@ -604,13 +643,20 @@ class MSStack(keras.Model):
                 "patch_size": self.patch_size,
                 "sampling": keras.saving.serialize_keras_object(self.sampling),
                 "reconstruction_loss_weight": self.reconstruction_loss_weight,
+                "loss": self.loss_name,
                 "decoupling_loss_weight": self.decoupling_loss_weight,
                 "decoupling_reduction": self.decoupling_reduction,
+                "use_bias": self.use_bias,
+                "embed_inputs": self.embed_inputs,
                 "cell_config": self.cell_config,
                 "seed": self.seed,
             }
         )
         return config
+
+
+# Per-frame losses `(B, T)` of the `loss` option.
+FRAME_LOSSES = {"msrnn": msrnn_loss, "mse": mean_squared_error}
 
 
 def _apply(conv, inputs):

@@ -27,7 +27,6 @@ import warnings
 
 import keras
 
-from keras_msrnn import recipes
 from keras_msrnn.presets import model_card, registry
 from keras_msrnn.version import __version__
 
@@ -106,9 +105,10 @@ def _registered_location(name, revision):
             )
         return location.partition("@")[0] + "@" + revision
     if where is None:
+        how = "import" if canonical in registry.OPENSTL_IMPORTS else "train"
         raise PresetError(
-            f"Preset {name!r} has no weights yet (recipe only); train it with: "
-            f"{registry.train_command(canonical)}"
+            f"Preset {name!r} has no weights yet ({registry.status(canonical)['status']}); "
+            f"{how} it with: {registry.obtain_command(canonical)}"
         )
     return location
 
@@ -545,7 +545,7 @@ def publish_zoo(
     published_file = published_file or registry.PUBLISHED_FILE
     handles = registry.published_handles(published_file)
     uploaded = {}
-    for name in recipes.preset_names():
+    for name in registry.names():
         where, folder = registry.locate(name, published_file)
         if where not in ("bundled", "repository"):
             continue
@@ -561,10 +561,12 @@ def list_presets() -> dict[str, dict]:
     """Every zoo name with its status: `{name: {...}}`.
 
     Each entry has `cell`, `dataset`, `multi_scale`, `status` (`"trained"`,
-    `"published"` or `"recipe only"`), `where` (`"bundled"`, `"repository"`,
-    `"hub"` or None), `location`, `train_command`, and for local presets the
+    `"published"`, `"recipe only"`, and for OpenSTL's checkpoints
+    (`<cell>-<dataset>-openstl`) `"imported"` or `"import recipe"`), `where`
+    (`"bundled"`, `"repository"`, `"hub"` or None), `location`,
+    `train_command` (or `import_command`), and for local presets the
     `training` budget, test `metrics` and `parameter_count` of their
     metadata. Aliases appear with `alias_of`.
     """
-    names = recipes.preset_names() + sorted(registry.ALIASES)
+    names = registry.names() + sorted(registry.ALIASES)
     return {name: registry.status(name) for name in names}

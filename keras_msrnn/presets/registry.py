@@ -11,6 +11,10 @@ are looked for, in order:
    `hf://keras-msrnn/<name>@<commit>`).
 
 A name with none of these has a recipe but no weights yet.
+
+Names ending in `-openstl` (`<cell>-<dataset>-openstl`) stand for OpenSTL's
+published checkpoints of five of the cells; they get weights through
+`keras-msrnn import-openstl`, not training.
 """
 
 import json
@@ -29,6 +33,24 @@ ALIASES = {"ms-predrnn-mnist-cpu": "ms-predrnn-mnist"}
 TRAINED = "trained"
 PUBLISHED = "published"
 RECIPE_ONLY = "recipe only"
+IMPORTED = "imported"
+IMPORT_RECIPE = "import recipe"
+
+# OpenSTL's checkpoints of this library's cells: zoo cell -> OpenSTL method,
+# zoo data set -> OpenSTL dataname (its configs live in configs/<dataname>/).
+OPENSTL_METHODS = {
+    "convlstm": "ConvLSTM",
+    "predrnn": "PredRNN",
+    "predrnn-pp": "PredRNNpp",
+    "mim": "MIM",
+    "predrnn-v2": "PredRNNv2",
+}
+OPENSTL_DATANAMES = {"mnist": "mmnist", "taxibj": "taxibj"}
+OPENSTL_IMPORTS = {
+    f"{cell}-{dataset}-openstl": (cell, dataset)
+    for cell in OPENSTL_METHODS
+    for dataset in OPENSTL_DATANAMES
+}
 
 
 def canonical_name(name):
@@ -37,7 +59,13 @@ def canonical_name(name):
 
 
 def is_registered(name):
-    return recipes.parse_name(canonical_name(name)) is not None
+    name = canonical_name(name)
+    return name in OPENSTL_IMPORTS or recipes.parse_name(name) is not None
+
+
+def names():
+    """Every registry name: the 64 recipes, then the OpenSTL imports."""
+    return recipes.preset_names() + sorted(OPENSTL_IMPORTS)
 
 
 def _preset_folder(root, name):
@@ -70,6 +98,23 @@ def locate(name, published_file=None):
     return None, None
 
 
+def import_command(name):
+    """The command that turns OpenSTL's checkpoint of an `-openstl` name into its preset."""
+    cell, dataset = OPENSTL_IMPORTS[name]
+    method, dataname = OPENSTL_METHODS[cell], OPENSTL_DATANAMES[dataset]
+    return (
+        f"keras-msrnn import-openstl <OpenSTL {dataname} {method} checkpoint .pth> "
+        f"--config configs/{dataname}/{method}.py --dataname {dataname} "
+        f"--output zoo/presets/{name}"
+    )
+
+
+def obtain_command(name):
+    """The command that gives a registered name its weights: training or import."""
+    name = canonical_name(name)
+    return import_command(name) if name in OPENSTL_IMPORTS else train_command(name)
+
+
 def train_command(name):
     """The command that trains a registered name into a preset folder."""
     name = canonical_name(name)
@@ -84,17 +129,24 @@ def train_command(name):
 def status(name):
     """What the registry knows of one name (see `keras_msrnn.list_presets`)."""
     canonical = canonical_name(name)
-    cell, dataset, multi_scale = recipes.parse_name(canonical)
     where, location = locate(canonical)
+    if canonical in OPENSTL_IMPORTS:
+        (cell, dataset), multi_scale = OPENSTL_IMPORTS[canonical], False
+        missing, local = IMPORT_RECIPE, IMPORTED
+        command = {"import_command": import_command(canonical)}
+    else:
+        cell, dataset, multi_scale = recipes.parse_name(canonical)
+        missing, local = RECIPE_ONLY, TRAINED
+        command = {"train_command": train_command(canonical)}
     entry = {
         "name": canonical,
         "cell": cell,
         "dataset": dataset,
         "multi_scale": multi_scale,
-        "status": {None: RECIPE_ONLY, "hub": PUBLISHED}.get(where, TRAINED),
+        "status": {None: missing, "hub": PUBLISHED}.get(where, local),
         "where": where,
         "location": location,
-        "train_command": train_command(canonical),
+        **command,
     }
     if name != canonical:
         entry["alias_of"] = canonical

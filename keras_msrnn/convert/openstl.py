@@ -1,0 +1,376 @@
+"""Import of OpenSTL checkpoints (github.com/chengtan9907/OpenSTL).
+
+OpenSTL's recurrent models are this library's cells with OpenSTL's choices
+switched on: no convolution biases, frames fed to the first layer without an
+embedding, a forget bias of 1 in PredRNN's two forget gates. The import maps
+each OpenSTL tensor onto the matching convolution of a plain `MSStack`
+(PredRNN's fused `conv_x` is split by gate into the cell's two input
+convolutions, its `conv_o` over `[c, M]` into the `c` and `M` halves), so the
+imported model forecasts, trains, saves and publishes like any other.
+
+Importable today: ConvLSTM, PredRNN and PredRNN-V2 with `layer_norm=0` (the
+setting of OpenSTL's published Moving MNIST checkpoints of these methods).
+PredRNN++, MIM and `layer_norm=1` raise an error that says so.
+"""
+
+import ast
+import os
+
+import numpy as np
+
+from keras_msrnn.models.ms_stack import MSStack
+
+# OpenSTL `method` (lower case) -> this library's cell.
+METHODS = {
+    "convlstm": "convlstm",
+    "predrnn": "predrnn",
+    "predrnnv2": "predrnn_v2",
+    "predrnnpp": "predrnn++",
+    "mim": "mim",
+}
+IMPORTABLE = ("convlstm", "predrnn", "predrnnv2")
+# Tensors OpenSTL stores but its forward pass never reads (its README, "Math
+# to note"): ConvLSTM cells' conv_o and conv_last.
+UNUSED = {"convlstm": ("conv_o.0.weight", "conv_last.weight")}
+# PredRNN's fused conv_x holds the gates i, f, g, i', f', g', o; the cell's
+# conv_x2h takes i, f, g, o and conv_x2h_m takes i', f', g'.
+PREDRNN_X_GATES = {"conv_x2h": (0, 1, 2, 6), "conv_x2h_m": (3, 4, 5)}
+CONFIG_KEYS = ("method", "in_shape", "pre_seq_length", "aft_seq_length", "num_hidden")
+# OpenSTL's method config files leave the frame size and sequence lengths to
+# the data set (`dataname`); these are its defaults (openstl/utils/parser.py).
+DATASETS = {
+    "mmnist": {"in_shape": [10, 1, 64, 64], "pre_seq_length": 10, "aft_seq_length": 10},
+    "taxibj": {"in_shape": [4, 2, 32, 32], "pre_seq_length": 4, "aft_seq_length": 4},
+    "kth": {"in_shape": [10, 1, 128, 128], "pre_seq_length": 10, "aft_seq_length": 20},
+    "kth20": {"in_shape": [10, 1, 128, 128], "pre_seq_length": 10, "aft_seq_length": 20},
+    "kth40": {"in_shape": [10, 1, 128, 128], "pre_seq_length": 10, "aft_seq_length": 40},
+}
+
+
+def read_config(config, **overrides):
+    """OpenSTL hyperparameters from a dict or a config `.py` file.
+
+    A file is parsed, never executed: only module-level assignments of
+    literals (numbers, strings, lists, ...) are read; any other assignment is
+    ignored. Where `dataname` is given (in the config or `overrides`), the
+    data set's `in_shape` and sequence lengths fill what the config lacks, as
+    in OpenSTL.
+
+    Args:
+        config: dict with OpenSTL's names, or the path of a config `.py`.
+        **overrides: settings that replace the config's, e.g.
+            `dataname="mmnist"`.
+
+    Returns:
+        dict.
+    """
+    values = {**_config_values(config), **overrides}
+    dataname = values.get("dataname")
+    if dataname is not None:
+        if dataname not in DATASETS:
+            raise ValueError(
+                f"Unknown OpenSTL dataname {dataname!r}; known: {', '.join(DATASETS)} (or give "
+                "in_shape, pre_seq_length and aft_seq_length)."
+            )
+        values = {**DATASETS[dataname], **values}
+    return values
+
+
+def _config_values(config):
+    if isinstance(config, dict):
+        return dict(config)
+    path = os.fspath(config)
+    try:
+        with open(path) as file:
+            tree = ast.parse(file.read(), filename=path)
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"Cannot read the OpenSTL config {path}: {error}") from None
+    values = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name):
+                try:
+                    values[target.id] = ast.literal_eval(node.value)
+                except ValueError:
+                    continue  # an expression: never evaluated
+    return values
+
+
+def read_weights(weights):
+    """OpenSTL's state_dict as `{key: float32 array}`.
+
+    Args:
+        weights: a mapping of state_dict keys to arrays or tensors, or the
+            path of a `.pth` (a bare state_dict or one under `state_dict`)
+            or a Lightning `.ckpt` (keys prefixed `model.`).
+    """
+    if not hasattr(weights, "items"):
+        weights = _load_torch_file(os.fspath(weights))
+    if "state_dict" in weights and hasattr(weights["state_dict"], "items"):
+        weights = weights["state_dict"]
+    state = {str(key): _to_numpy(value) for key, value in weights.items()}
+    if state and all(key.startswith("model.") for key in state):
+        state = {key[len("model.") :]: value for key, value in state.items()}
+    return state
+
+
+def _load_torch_file(path):
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(
+            f"Reading {path} needs PyTorch (pip install torch); or pass the state_dict as "
+            "a dict of numpy arrays."
+        ) from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"Cannot read the OpenSTL checkpoint {path}: {error}") from None
+
+
+def _to_numpy(value):
+    if hasattr(value, "detach"):  # a torch.Tensor, without importing torch
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype="float32")
+
+
+def _num_hidden(config):
+    value = config["num_hidden"]
+    widths = [int(w) for w in value.split(",")] if isinstance(value, str) else list(value)
+    if len(set(widths)) != 1:
+        raise ValueError(
+            f"num_hidden={value!r}: layers of different widths are not importable yet "
+            "(OpenSTL runs them only for ConvLSTM)."
+        )
+    return len(widths), widths[0]
+
+
+def _method(config):
+    method = str(config["method"]).lower().replace("_", "").replace("-", "")
+    if method not in METHODS:
+        raise ValueError(
+            f"OpenSTL method {config['method']!r} is not one of this library's cells; "
+            f"known: {', '.join(METHODS)}."
+        )
+    if method not in IMPORTABLE:
+        raise ValueError(
+            f"Importing OpenSTL's {config['method']} is not supported yet; importable: "
+            "ConvLSTM, PredRNN, PredRNNv2."
+        )
+    if int(config.get("layer_norm", 0)):
+        raise ValueError("Importing OpenSTL models with layer_norm=1 is not supported yet.")
+    if int(config.get("stride", 1)) != 1:
+        raise ValueError(f"OpenSTL's stride must be 1. Received: stride={config['stride']!r}")
+    return method
+
+
+def build_model(config):
+    """The (unbuilt-weights) `MSStack` with OpenSTL's architecture for `config`."""
+    config = read_config(config)
+    missing = [key for key in CONFIG_KEYS if key not in config]
+    if missing:
+        raise ValueError(f"The OpenSTL config lacks {', '.join(missing)}.")
+    method = _method(config)
+    layers, filters = _num_hidden(config)
+    _, channels, height, width = (int(v) for v in config["in_shape"])
+    cell = METHODS[method]
+    input_length, output_length = int(config["pre_seq_length"]), int(config["aft_seq_length"])
+    # OpenSTL trains on the mean squared error over all T - 1 predictions (+
+    # beta * decoupling): as a loss on the forecast plus add_loss terms that
+    # is the objective times (T - 1) / aft_seq_length.
+    steps = input_length + output_length - 1
+    model = MSStack(
+        cell=cell,
+        filters=filters,
+        scales=(1,) * layers,
+        kernel_size=int(config.get("filter_size", 3)),
+        input_length=input_length,
+        output_length=output_length,
+        patch_size=int(config.get("patch_size", 1)),
+        sampling="free_running",
+        loss="mse",
+        reconstruction_loss_weight=(input_length - 1) / output_length,
+        decoupling_loss_weight=float(config.get("decouple_beta", 0.1)) * steps / output_length,
+        decoupling_reduction="mean",
+        use_bias=False,
+        embed_inputs=False,
+        cell_config={"forget_bias": 1.0} if cell != "convlstm" else None,
+    )
+    model.build((None, model.input_length, height, width, channels))
+    return model
+
+
+def _torch_kernel(kernel):
+    """(out, in, kh, kw) -> Keras (kh, kw, in, out)."""
+    return np.transpose(kernel, (2, 3, 1, 0))
+
+
+def _gate_rows(kernel, gates, count):
+    """The output-channel blocks `gates` of a fused kernel of `count` gates."""
+    blocks = np.split(kernel, count, axis=0)
+    return np.concatenate([blocks[g] for g in gates], axis=0)
+
+
+def _targets(model, method):
+    """`{OpenSTL key: (keras variable, function of the OpenSTL tensor)}`."""
+    targets = {"conv_last.weight": (model.readout.kernel, _torch_kernel)}
+    if model.adapter is not None:
+        targets["adapter.weight"] = (model.adapter.kernel, _torch_kernel)
+    filters = model.filters
+    for index, cell in enumerate(model.cells):
+        prefix = f"cell_list.{index}."
+        if method == "convlstm":
+            targets[prefix + "conv_x.0.weight"] = (cell.conv_x2h.kernel, _torch_kernel)
+            targets[prefix + "conv_h.0.weight"] = (cell.conv_h2h.kernel, _torch_kernel)
+            continue
+        for name, gates in PREDRNN_X_GATES.items():
+            conv = getattr(cell, name)
+            targets[f"{prefix}conv_x.0.weight:{name}"] = (
+                conv.kernel,
+                lambda w, gates=gates: _torch_kernel(_gate_rows(w, gates, 7)),
+            )
+        targets[prefix + "conv_h.0.weight"] = (cell.conv_h2h.kernel, _torch_kernel)
+        targets[prefix + "conv_m.0.weight"] = (cell.conv_m2h_m.kernel, _torch_kernel)
+        # conv_o reads [c, M]: its input channels split into the c and M halves.
+        targets[prefix + "conv_o.0.weight:c"] = (
+            cell.conv_c2o.kernel,
+            lambda w: _torch_kernel(w[:, :filters]),
+        )
+        targets[prefix + "conv_o.0.weight:m"] = (
+            cell.conv_m2o.kernel,
+            lambda w: _torch_kernel(w[:, filters:]),
+        )
+        targets[prefix + "conv_last.weight"] = (cell.conv_c_m.kernel, _torch_kernel)
+    return targets
+
+
+def _expected_shapes(targets):
+    """The OpenSTL shape of every key, from the Keras variables it fills."""
+    shapes = {}
+    for key, (variable, _) in targets.items():
+        base, _, part = key.partition(":")
+        kh, kw, cin, cout = variable.shape
+        if part in PREDRNN_X_GATES:
+            cout = cout // len(PREDRNN_X_GATES[part]) * 7
+        elif part in ("c", "m"):
+            cin = 2 * cin
+        shapes[base] = (cout, cin, kh, kw)
+    return shapes
+
+
+def from_openstl(weights, config):
+    """An `MSStack` that forecasts as an OpenSTL checkpoint does.
+
+    `model.predict(context)` with channels-last context frames
+    `(batch, pre_seq_length, H, W, C)` in `[0, 1]` returns OpenSTL's
+    forecast `(batch, aft_seq_length, H, W, C)`; `model.rollout(frames)`
+    returns its `next_frames` over all `T - 1` steps, unpatched.
+
+    Args:
+        weights: OpenSTL's state_dict: a mapping of its keys to arrays or
+            tensors, or the path of a `.pth` or Lightning `.ckpt` (read with
+            `torch.load(weights_only=True)`).
+        config: dict of OpenSTL hyperparameters (`method`, `in_shape`,
+            `pre_seq_length`, `aft_seq_length`, `num_hidden`, `filter_size`,
+            `stride`, `patch_size`, `layer_norm`, `decouple_beta`), or the
+            path of an OpenSTL config `.py`, parsed without running it.
+
+    Returns:
+        A built `keras_msrnn.MSStack` (plain stack, no biases, no embedding;
+        sampling `"free_running"`, as at the end of OpenSTL's schedule).
+        After `model.compile()` its training loss is OpenSTL's (mean squared
+        error over all `T - 1` predictions, plus `decouple_beta` times the
+        decoupling term for PredRNN-V2) times the constant
+        `(T - 1) / aft_seq_length`.
+
+    Raises:
+        ValueError: one line naming a missing, unexpected or misshapen
+            tensor, or a setting that cannot be imported.
+
+    Example:
+
+    ```python
+    model = keras_msrnn.convert.from_openstl(
+        "work_dirs/mmnist_predrnn/checkpoint.pth", "configs/mmnist/PredRNN.py")
+    forecast = model.predict(context)  # (batch, 10, 64, 64, 1)
+    ```
+
+    Reference:
+     - [Tan et al., OpenSTL, NeurIPS 2023](https://arxiv.org/abs/2306.11249)
+    """
+    config = read_config(config)
+    state = read_weights(weights)
+    model = build_model(config)
+    method = _method(config)
+    targets = _targets(model, method)
+    shapes = _expected_shapes(targets)
+    ignored = {
+        f"cell_list.{i}.{name}" for i in range(model.num_layers) for name in UNUSED.get(method, ())
+    }
+    unexpected = sorted(set(state) - set(shapes) - ignored)
+    if unexpected:
+        raise ValueError(
+            f"The checkpoint holds {unexpected[0]!r}, which a {config['method']} with "
+            f"num_hidden={config['num_hidden']!r} has no place for: are method and num_hidden "
+            "right?"
+        )
+    for key, shape in shapes.items():
+        if key not in state:
+            raise ValueError(f"The {config['method']} checkpoint lacks {key!r} {shape}.")
+        if tuple(state[key].shape) != shape:
+            raise ValueError(
+                f"{key!r} has shape {tuple(state[key].shape)} in the checkpoint; the config "
+                f"needs {shape}."
+            )
+    for key, (variable, transform) in targets.items():
+        variable.assign(transform(state[key.partition(":")[0]]))
+    return model
+
+
+def _sha256(path):
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def import_to_preset(checkpoint, config, output, **overrides):
+    """Imports an OpenSTL checkpoint file and writes it as a preset folder.
+
+    The preset's metadata records where the weights come from: OpenSTL's
+    method and config, the checkpoint's file name and sha256, and that
+    OpenSTL, not keras-msrnn, trained them.
+
+    Args:
+        checkpoint: path of OpenSTL's `.pth` or Lightning `.ckpt`.
+        config: OpenSTL config `.py` path or dict (see `from_openstl`).
+        output: the preset folder to write.
+        **overrides: settings that replace the config's (`dataname`,
+            `pre_seq_length`, ...).
+
+    Returns:
+        The imported model.
+    """
+    settings = read_config(config, **overrides)
+    model = from_openstl(checkpoint, settings)
+    metadata = {
+        "description": (
+            f"OpenSTL's {settings['method']} ({settings.get('dataname', 'custom data')}), "
+            "imported into keras-msrnn"
+        ),
+        "source": {
+            "framework": "OpenSTL",
+            "trained_by": "OpenSTL (weights imported, not trained by keras-msrnn)",
+            "method": settings["method"],
+            "config": {key: settings[key] for key in sorted(settings)},
+            "config_file": None if isinstance(config, dict) else os.path.basename(config),
+            "checkpoint": os.path.basename(checkpoint),
+            "checkpoint_sha256": _sha256(checkpoint),
+        },
+    }
+    model.save_to_preset(output, metadata)
+    return model
