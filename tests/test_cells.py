@@ -36,7 +36,7 @@ NON_DEFAULT_OPTIONS = {
         "forget_bias": 1.0,
     },
     cells.PredRNNPPCell: {"gradient_highway": True},
-    cells.PredRNNV2Cell: {"kernel_size": 1},
+    cells.PredRNNV2Cell: {"kernel_size": 1, "layer_norm": True},
     cells.MIMCell: {"use_mim": False},
     cells.TrajGRUCell: {"links": 3},
     cells.PrecipLSTMCell: {"window": 5},

@@ -13,9 +13,8 @@ from keras_msrnn.ops.patching import unpatch_frames
 from tests.conftest import REFERENCE_DIR
 
 OPENSTL = os.environ.get("KERAS_MSRNN_OPENSTL_DIR", str(REFERENCE_DIR.parent / "openstl"))
-IMPORTABLE = ("convlstm_ln0", "predrnn_ln0", "predrnnv2_ln0")
+IMPORTABLE = ("convlstm_ln0", "predrnn_ln0", "predrnn_ln1", "predrnnv2_ln0")
 NOT_YET = {
-    "predrnn_ln1": "layer_norm=1 is not supported yet",
     "predrnnpp_ln0": "OpenSTL's PredRNNpp is not supported yet",
     "mim_ln0": "OpenSTL's MIM is not supported yet",
 }

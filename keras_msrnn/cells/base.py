@@ -222,6 +222,27 @@ def gates(tensor, count):
     return ops.split(tensor, count, axis=-1)
 
 
+def layer_norm_jointly(tensors, scales, offsets, epsilon=1e-5):
+    """Layer norm of several gate blocks together, with a full elementwise affine.
+
+    Statistics run over every channel and position of all `tensors` at once,
+    per sample, as OpenSTL's `nn.LayerNorm([channels, H, W])` after a fused
+    gate convolution that this library splits into several convolutions.
+    """
+    axes = (1, 2, 3)
+    count = sum(t.shape[-1] for t in tensors)
+    mean = sum(ops.sum(t, axis=axes, keepdims=True) for t in tensors) / (
+        count * tensors[0].shape[1] * tensors[0].shape[2]
+    )
+    variance = sum(ops.sum(ops.square(t - mean), axis=axes, keepdims=True) for t in tensors) / (
+        count * tensors[0].shape[1] * tensors[0].shape[2]
+    )
+    inverse = ops.rsqrt(variance + epsilon)
+    return [
+        (t - mean) * inverse * scale + offset for t, scale, offset in zip(tensors, scales, offsets)
+    ]
+
+
 def shift(tensor, constant):
     """`tensor + constant`, without an op when the constant is 0 (a forget bias)."""
     return tensor if constant == 0 else tensor + constant

@@ -3,7 +3,23 @@
 from keras import ops
 
 from keras_msrnn.api_export import keras_msrnn_export
-from keras_msrnn.cells.base import CellOutput, RecurrentCell, gates, register_cell, shift
+from keras_msrnn.cells.base import (
+    CellOutput,
+    RecurrentCell,
+    gates,
+    layer_norm_jointly,
+    register_cell,
+    shift,
+)
+
+# Gate blocks that OpenSTL's layer norm normalizes together: its fused
+# convolution of x feeds both of this cell's input convolutions.
+NORM_GROUPS = {
+    "x": ("conv_x2h", "conv_x2h_m"),
+    "h": ("conv_h2h",),
+    "m": ("conv_m2h_m",),
+    "o": ("conv_o",),
+}
 
 
 @keras_msrnn_export
@@ -24,6 +40,10 @@ class PredRNNCell(RecurrentCell):
         kernel_size: int. Size of the gate convolutions. Defaults to 3.
         forget_bias: float. `b_f`, added to both forget gates before their
             sigmoid. Defaults to 0 as in the MS-RNN code; OpenSTL uses 1.
+        layer_norm: bool. OpenSTL's `layer_norm=1`: a layer norm with a full
+            per-position affine after the convolutions of `x` (all seven gate
+            blocks together), `h`, `m` and of `[c', m']` for `o`. It ties the
+            cell to the frame size it was built for. Defaults to False.
         **kwargs: see `keras_msrnn.cells.RecurrentCell` (e.g. `use_bias`).
 
     Call arguments:
@@ -56,9 +76,11 @@ class PredRNNCell(RecurrentCell):
 
     uses_memory = True
 
-    def __init__(self, filters, kernel_size=3, forget_bias=0.0, **kwargs):
+    def __init__(self, filters, kernel_size=3, forget_bias=0.0, layer_norm=False, **kwargs):
         super().__init__(filters, kernel_size, **kwargs)
         self.forget_bias = float(forget_bias)
+        self.layer_norm = bool(layer_norm)
+        self.norm_weights = {}
         self.conv_x2h = self.make_conv(4 * filters, name="conv_x2h")
         self.conv_h2h = self.make_conv(4 * filters, name="conv_h2h")
         self.conv_x2h_m = self.make_conv(3 * filters, name="conv_x2h_m")
@@ -74,23 +96,41 @@ class PredRNNCell(RecurrentCell):
         for conv in (self.conv_h2h, self.conv_m2h_m, self.conv_c2o, self.conv_m2o):
             conv.build(state_shape)
         self.conv_c_m.build(state_shape[:-1] + (2 * self.filters,))
+        if self.layer_norm:
+            height, width = state_shape[1:3]
+            for block in (*NORM_GROUPS["x"], *NORM_GROUPS["h"], *NORM_GROUPS["m"], "conv_o"):
+                channels = self.filters if block == "conv_o" else getattr(self, block).filters
+                shape = (height, width, channels)
+                self.norm_weights[block] = (
+                    self.add_weight(shape=shape, initializer="ones", name=f"{block}_norm_scale"),
+                    self.add_weight(shape=shape, initializer="zeros", name=f"{block}_norm_offset"),
+                )
+
+    def normalize(self, group, *tensors):
+        """OpenSTL's layer norm of one group of gate blocks; identity without it."""
+        if not self.layer_norm:
+            return tensors
+        weights = [self.norm_weights[block] for block in NORM_GROUPS[group]]
+        return layer_norm_jointly(tensors, [w[0] for w in weights], [w[1] for w in weights])
 
     def st_lstm(self, inputs, states, memory):
         """One ST-LSTM update; returns `(h', c', m', Δc, Δm)`."""
         h, c = states
-        i, f, g, o = gates(
-            self.apply_conv(self.conv_x2h, inputs) + self.apply_conv(self.conv_h2h, h), 4
+        x_gates, x_memory_gates = self.normalize(
+            "x", self.apply_conv(self.conv_x2h, inputs), self.apply_conv(self.conv_x2h_m, inputs)
         )
+        (h_gates,) = self.normalize("h", self.apply_conv(self.conv_h2h, h))
+        i, f, g, o = gates(x_gates + h_gates, 4)
         delta_c = ops.sigmoid(i) * ops.tanh(g)
         c = ops.sigmoid(shift(f, self.forget_bias)) * c + delta_c
-        i_m, f_m, g_m = gates(
-            self.apply_conv(self.conv_x2h_m, inputs) + self.apply_conv(self.conv_m2h_m, memory), 3
-        )
+        (m_gates,) = self.normalize("m", self.apply_conv(self.conv_m2h_m, memory))
+        i_m, f_m, g_m = gates(x_memory_gates + m_gates, 3)
         delta_m = ops.sigmoid(i_m) * ops.tanh(g_m)
         memory = ops.sigmoid(shift(f_m, self.forget_bias)) * memory + delta_m
-        o = ops.sigmoid(
-            o + self.apply_conv(self.conv_c2o, c) + self.apply_conv(self.conv_m2o, memory)
+        (o_cm,) = self.normalize(
+            "o", self.apply_conv(self.conv_c2o, c) + self.apply_conv(self.conv_m2o, memory)
         )
+        o = ops.sigmoid(o + o_cm)
         h = o * ops.tanh(self.apply_conv(self.conv_c_m, ops.concatenate([c, memory], axis=-1)))
         return h, c, memory, delta_c, delta_m
 
@@ -99,7 +139,9 @@ class PredRNNCell(RecurrentCell):
         return CellOutput(h, (h, c), memory)
 
     def get_config(self):
-        return {**super().get_config(), "forget_bias": self.forget_bias}
+        config = super().get_config()
+        config.update({"forget_bias": self.forget_bias, "layer_norm": self.layer_norm})
+        return config
 
 
 @keras_msrnn_export

@@ -8,9 +8,9 @@ each OpenSTL tensor onto the matching convolution of a plain `MSStack`
 convolutions, its `conv_o` over `[c, M]` into the `c` and `M` halves), so the
 imported model forecasts, trains, saves and publishes like any other.
 
-Importable today: ConvLSTM, PredRNN and PredRNN-V2 with `layer_norm=0` (the
-setting of OpenSTL's published Moving MNIST checkpoints of these methods).
-PredRNN++, MIM and `layer_norm=1` raise an error that says so.
+Importable today: ConvLSTM (`layer_norm=0`), PredRNN and PredRNN-V2 (with or
+without `layer_norm`). PredRNN++, MIM and ConvLSTM with `layer_norm=1` raise
+an error that says so.
 """
 
 import ast
@@ -158,8 +158,8 @@ def _method(config):
             f"Importing OpenSTL's {config['method']} is not supported yet; importable: "
             "ConvLSTM, PredRNN, PredRNNv2."
         )
-    if int(config.get("layer_norm", 0)):
-        raise ValueError("Importing OpenSTL models with layer_norm=1 is not supported yet.")
+    if int(config.get("layer_norm", 0)) and method == "convlstm":
+        raise ValueError("Importing OpenSTL's ConvLSTM with layer_norm=1 is not supported yet.")
     if int(config.get("stride", 1)) != 1:
         raise ValueError(f"OpenSTL's stride must be 1. Received: stride={config['stride']!r}")
     return method
@@ -195,7 +195,9 @@ def build_model(config):
         decoupling_reduction="mean",
         use_bias=False,
         embed_inputs=False,
-        cell_config={"forget_bias": 1.0} if cell != "convlstm" else None,
+        cell_config=None
+        if cell == "convlstm"
+        else {"forget_bias": 1.0, "layer_norm": bool(int(config.get("layer_norm", 0)))},
     )
     model.build((None, model.input_length, height, width, channels))
     return model
@@ -210,6 +212,29 @@ def _gate_rows(kernel, gates, count):
     """The output-channel blocks `gates` of a fused kernel of `count` gates."""
     blocks = np.split(kernel, count, axis=0)
     return np.concatenate([blocks[g] for g in gates], axis=0)
+
+
+def _norm_affine(weight):
+    """LayerNorm affine (channels, H, W) -> (H, W, channels)."""
+    return np.transpose(weight, (1, 2, 0))
+
+
+def _norm_targets(cell, prefix):
+    """OpenSTL's LayerNorm tensors of one PredRNN cell (`conv_*.1.*`)."""
+    targets = {}
+    for index, kind in enumerate(("weight", "bias")):
+        for name, gates in PREDRNN_X_GATES.items():
+            targets[f"{prefix}conv_x.1.{kind}:{name}"] = (
+                cell.norm_weights[name][index],
+                lambda w, gates=gates: _norm_affine(_gate_rows(w, gates, 7)),
+            )
+        for source, block in (
+            ("conv_h", "conv_h2h"),
+            ("conv_m", "conv_m2h_m"),
+            ("conv_o", "conv_o"),
+        ):
+            targets[f"{prefix}{source}.1.{kind}"] = (cell.norm_weights[block][index], _norm_affine)
+    return targets
 
 
 def _targets(model, method):
@@ -242,6 +267,8 @@ def _targets(model, method):
             lambda w: _torch_kernel(w[:, filters:]),
         )
         targets[prefix + "conv_last.weight"] = (cell.conv_c_m.kernel, _torch_kernel)
+        if cell.layer_norm:
+            targets.update(_norm_targets(cell, prefix))
     return targets
 
 
@@ -250,6 +277,12 @@ def _expected_shapes(targets):
     shapes = {}
     for key, (variable, _) in targets.items():
         base, _, part = key.partition(":")
+        if len(variable.shape) == 3:  # a LayerNorm affine (H, W, channels)
+            height, width, channels = variable.shape
+            if part in PREDRNN_X_GATES:
+                channels = channels // len(PREDRNN_X_GATES[part]) * 7
+            shapes[base] = (channels, height, width)
+            continue
         kh, kw, cin, cout = variable.shape
         if part in PREDRNN_X_GATES:
             cout = cout // len(PREDRNN_X_GATES[part]) * 7
