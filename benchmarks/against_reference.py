@@ -17,9 +17,12 @@ training step of the same model with the same weights is timed twice:
 Each measurement runs in a fresh process: one warm-up step (it traces and
 compiles on TensorFlow and JAX; its time is reported as `first_step_s`), then
 the median of `--steps` steps. Both sides use the same number of threads.
-Memory is the peak resident size of a steady step over the size before it
-(glibc told to hand freed buffers back), as `keras-msrnn bench` measures it;
-on JAX, XLA's buffer assignment for the compiled step. `--output` appends JSON
+On JAX, XLA's buffer assignment for the compiled step is reported as
+`xla_step_temp_mb`. With `--memory`, glibc is told to hand freed buffers back
+(`MALLOC_MMAP_THRESHOLD_`), as `keras-msrnn bench` does, and the peak resident
+size of a steady step over the size before it is reported as
+`step_memory_mb`; that makes every large allocation a page fault, which slows
+both sides unevenly, so time and memory are measured in separate runs. `--output` appends JSON
 lines and skips what it already holds, so a long run resumes; `--table`
 prints the Markdown table with the keras-msrnn / reference ratios.
 """
@@ -77,7 +80,7 @@ def _timed_steps(step, args):
     step()
     first = time.perf_counter() - start
     before = memory.process_megabytes("VmRSS")
-    peak_reset = memory.reset_peak_resident_size()
+    peak_reset = args.memory and memory.reset_peak_resident_size()
     times = []
     for _ in range(args.steps):
         start = time.perf_counter()
@@ -148,6 +151,7 @@ def _settings(args):
         "output_length": args.output_length,
         "threads": args.threads,
         "steps": args.steps,
+        "memory": args.memory,
     }
 
 
@@ -165,19 +169,23 @@ def _worker(args, implementation, cell, variant):
         variant,
     ]
     for key, value in _settings(args).items():
-        command += [f"--{key.replace('_', '-')}", str(value)]
+        if key != "memory":
+            command += [f"--{key.replace('_', '-')}", str(value)]
     backend = implementation if implementation != "reference" else "torch"
     threads = str(args.threads)
+    if args.memory:
+        command.append("--memory")
     env = dict(
         os.environ,
         KERAS_BACKEND=backend,
-        MALLOC_MMAP_THRESHOLD_="65536",
         TF_CPP_MIN_LOG_LEVEL="3",
         OMP_NUM_THREADS=threads,
         TF_NUM_INTRAOP_THREADS=threads,
         TF_NUM_INTEROP_THREADS="1",
         XLA_FLAGS=f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={threads}",
     )
+    if args.memory:
+        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
     completed = subprocess.run(command, capture_output=True, text=True, env=env)
     if completed.returncode != 0:
         cause = worker_failure(completed.stderr, completed.returncode)
@@ -266,6 +274,11 @@ def main(argv=None):
     parser.add_argument("--output-length", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="measure step memory (glibc returns freed buffers; slows the timing)",
+    )
     parser.add_argument("--output", help="append JSON lines here; what it holds is skipped")
     parser.add_argument("--table", nargs="+", metavar="FILE", help="print these results as a table")
     parser.add_argument("--worker", help=argparse.SUPPRESS)

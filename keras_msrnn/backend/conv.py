@@ -24,11 +24,14 @@ def conv2d_same(inputs, kernel, bias=None):
 
         inputs, kernel = ops.convert_to_tensor(inputs), ops.convert_to_tensor(kernel)
         kernel = ops.cast(kernel, inputs.dtype)
+        if bias is not None:  # added inside the convolution: no separate add and its gradient
+            bias = ops.cast(ops.convert_to_tensor(bias), inputs.dtype)
         padding = (kernel.shape[0] // 2, kernel.shape[1] // 2)
-        outputs = F.conv2d(inputs.permute(0, 3, 1, 2), kernel.permute(3, 2, 0, 1), padding=padding)
-        outputs = outputs.permute(0, 2, 3, 1)
-    else:
-        outputs = ops.conv(inputs, ops.cast(kernel, inputs.dtype), padding="same")
+        outputs = F.conv2d(
+            inputs.permute(0, 3, 1, 2), kernel.permute(3, 2, 0, 1), bias, padding=padding
+        )
+        return outputs.permute(0, 2, 3, 1)
+    outputs = ops.conv(inputs, ops.cast(kernel, inputs.dtype), padding="same")
     if bias is not None:
         outputs = outputs + ops.cast(bias, outputs.dtype)
     return outputs

@@ -1,13 +1,13 @@
 """Parameter-free resampling between the scales of a multi-scale stack."""
 
-from keras import ops
+from keras_msrnn.backend.resample import max_pool, upsample_bilinear
 
 
 def downsample(x, factor):
     """Max-pools `(B, H, W, C)` by `factor` (floor mode), as `MaxPool2d(f, f)`."""
     if factor == 1:
         return x
-    return ops.max_pool(x, pool_size=factor, strides=factor, padding="valid")
+    return max_pool(x, factor)
 
 
 def upsample(x, factor):
@@ -18,14 +18,7 @@ def upsample(x, factor):
     """
     if factor == 1:
         return x
-    height, width = x.shape[1], x.shape[2]
-    return ops.image.resize(
-        x,
-        (height * factor, width * factor),
-        interpolation="bilinear",
-        antialias=False,
-        data_format="channels_last",
-    )
+    return upsample_bilinear(x, factor)
 
 
 def rescale(x, from_factor, to_factor):
