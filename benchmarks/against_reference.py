@@ -36,18 +36,9 @@ import time
 
 import numpy as np
 
+from keras_msrnn.bench import PAPER_ORDER as CELLS
 from keras_msrnn.bench import report_worker_error, worker_failure
 
-CELLS = (
-    "convlstm",
-    "trajgru",
-    "predrnn",
-    "predrnn++",
-    "mim",
-    "motionrnn",
-    "predrnn_v2",
-    "preciplstm",
-)
 VARIANTS = ("plain", "ms")
 MS_FACTOR = 4  # the largest factor of MS-RNN's scales (1, 2, 4, 4, 2, 1)
 
