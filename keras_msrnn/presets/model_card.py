@@ -90,7 +90,7 @@ def render(config, metadata, name, load_identifier):
         f"# {name}",
         metadata.get("description") or "A keras-msrnn preset.",
         "Load it on TensorFlow, PyTorch or JAX (set `KERAS_BACKEND`):",
-        f'```python\nimport keras_msrnn\nmodel = keras_msrnn.from_preset("{load_identifier}")\n'
+        f'```python\nimport keras_msrnn\n\nmodel = keras_msrnn.from_preset("{load_identifier}")\n'
         "forecast = model.forecast(context)  # frames (time, height, width, channels)\n```",
         f"## Architecture\n\n`{config.get('class_name')}` with {parameters:,} parameters."
         if isinstance(parameters, int)
