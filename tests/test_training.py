@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 
@@ -184,6 +185,20 @@ def test_bad_recipes_are_named(tmp_path):
 
 
 @pytest.mark.large
+def same_threads_env():
+    """Environment for a training subprocess that sums floats in the order this process does.
+
+    PyTorch's CPU kernels split reductions over their threads; with a different thread count
+    400 Adam steps drift apart by about 2e-4 relative, enough to hide a resume bug's size.
+    """
+    env = dict(os.environ)
+    if keras.config.backend() == "torch":
+        import torch
+
+        env["OMP_NUM_THREADS"] = str(torch.get_num_threads())
+    return env
+
+
 def test_sigterm_and_kill_9_leave_a_run_that_resumes_to_the_uninterrupted_result(
     tmp_path, shared_data
 ):
@@ -212,7 +227,11 @@ def test_sigterm_and_kill_9_leave_a_run_that_resumes_to_the_uninterrupted_result
             checkpoint.read_checkpoint_state(str(state_path))["step"] if state_path.exists() else 0
         )
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=same_threads_env(),
         )
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and process.poll() is None:
@@ -242,7 +261,9 @@ def test_sigterm_and_kill_9_leave_a_run_that_resumes_to_the_uninterrupted_result
         process.kill()
         process.wait()
         checkpoint.read_checkpoint_state(str(state_path))  # never torn
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    finished = subprocess.run(
+        command, capture_output=True, text=True, timeout=600, env=same_threads_env()
+    )
     assert finished.returncode == 0, finished.stderr
     result = training.train(
         tiny_recipe(steps=400), str(workdir), str(shared_data / "mnist"), verbose=0
