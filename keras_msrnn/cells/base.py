@@ -230,13 +230,9 @@ def layer_norm_jointly(tensors, scales, offsets, epsilon=1e-5):
     gate convolution that this library splits into several convolutions.
     """
     axes = (1, 2, 3)
-    count = sum(t.shape[-1] for t in tensors)
-    mean = sum(ops.sum(t, axis=axes, keepdims=True) for t in tensors) / (
-        count * tensors[0].shape[1] * tensors[0].shape[2]
-    )
-    variance = sum(ops.sum(ops.square(t - mean), axis=axes, keepdims=True) for t in tensors) / (
-        count * tensors[0].shape[1] * tensors[0].shape[2]
-    )
+    size = sum(t.shape[-1] for t in tensors) * tensors[0].shape[1] * tensors[0].shape[2]
+    mean = sum(ops.sum(t, axis=axes, keepdims=True) for t in tensors) / size
+    variance = sum(ops.sum(ops.square(t - mean), axis=axes, keepdims=True) for t in tensors) / size
     inverse = ops.rsqrt(variance + epsilon)
     return [
         (t - mean) * inverse * scale + offset for t, scale, offset in zip(tensors, scales, offsets)
