@@ -35,7 +35,7 @@ NON_DEFAULT_OPTIONS = {
         "use_bias": False,
         "forget_bias": 1.0,
     },
-    cells.PredRNNPPCell: {"gradient_highway": True},
+    cells.PredRNNPPCell: {"gradient_highway": True, "forget_bias": 1.0, "wiring": "openstl"},
     cells.PredRNNV2Cell: {"kernel_size": 1, "layer_norm": True},
     cells.MIMCell: {"use_mim": False},
     cells.TrajGRUCell: {"links": 3},
@@ -88,7 +88,11 @@ def test_a_lost_option_is_caught(cell_class, monkeypatch):
 @pytest.mark.parametrize(
     "cell_class, options",
     [(cell_class, {}) for cell_class in CELL_CLASSES]
-    + [(cells.PredRNNPPCell, {"gradient_highway": True})],
+    + [
+        (cells.PredRNNPPCell, {"gradient_highway": True}),
+        (cells.PredRNNPPCell, {"wiring": "openstl"}),
+        (cells.PredRNNPPCell, {"gradient_highway": True, "wiring": "openstl"}),
+    ],
 )
 def test_one_step_on_its_own(cell_class, options):
     cell = cell_class(filters=8, **options)
@@ -138,6 +142,10 @@ def test_bad_cell_arguments():
         cells.ConvLSTMCell(filters=-1)
     with pytest.raises(ValueError, match="`kernel_size` must be a positive odd int"):
         cells.PredRNNCell(filters=4, kernel_size=2)
+    with pytest.raises(
+        ValueError, match=r"`wiring` must be one of msrnn, openstl. Received: wiring='pt'"
+    ):
+        cells.PredRNNPPCell(filters=4, wiring="pt")
 
 
 def test_preciplstm_needs_filters_input_channels():

@@ -9,12 +9,13 @@ convolutions, its `conv_o` over `[c, M]` into the `c` and `M` halves), so the
 imported model forecasts, trains, saves and publishes like any other.
 
 Importable today: ConvLSTM (`layer_norm=0`), PredRNN and PredRNN-V2 (with or
-without `layer_norm`). PredRNN++, MIM and ConvLSTM with `layer_norm=1` raise
-an error that says so.
+without `layer_norm`), PredRNN++ (OpenSTL runs it only with `layer_norm=0`).
+MIM and ConvLSTM with `layer_norm=1` raise an error that says so.
 """
 
 import ast
 import os
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,10 +29,10 @@ METHODS = {
     "predrnnpp": "predrnn++",
     "mim": "mim",
 }
-IMPORTABLE = ("convlstm", "predrnn", "predrnnv2")
+IMPORTABLE = ("convlstm", "predrnn", "predrnnv2", "predrnnpp")
 # Tensors OpenSTL stores but its forward pass never reads (its README, "Math
-# to note"): ConvLSTM cells' conv_o and conv_last.
-UNUSED = {"convlstm": ("conv_o.0.weight", "conv_last.weight")}
+# to note"): ConvLSTM cells' conv_o and conv_last, PredRNN++ cells' conv_o.
+UNUSED = {"convlstm": ("conv_o.0.weight", "conv_last.weight"), "predrnnpp": ("conv_o.0.weight",)}
 # PredRNN's fused conv_x holds the gates i, f, g, i', f', g', o; the cell's
 # conv_x2h takes i, f, g, o and conv_x2h_m takes i', f', g'.
 PREDRNN_X_GATES = {"conv_x2h": (0, 1, 2, 6), "conv_x2h_m": (3, 4, 5)}
@@ -156,13 +157,32 @@ def _method(config):
     if method not in IMPORTABLE:
         raise ValueError(
             f"Importing OpenSTL's {config['method']} is not supported yet; importable: "
-            "ConvLSTM, PredRNN, PredRNNv2."
+            "ConvLSTM, PredRNN, PredRNNpp, PredRNNv2."
         )
     if int(config.get("layer_norm", 0)) and method == "convlstm":
         raise ValueError("Importing OpenSTL's ConvLSTM with layer_norm=1 is not supported yet.")
+    if int(config.get("layer_norm", 0)) and method == "predrnnpp":
+        raise ValueError(
+            "OpenSTL's PredRNNpp does not run with layer_norm=1 (its gradient highway's "
+            "LayerNorm has half the channels of its convolution), so no such checkpoint exists."
+        )
+    if method == "predrnnpp" and _num_hidden(config)[0] < 2:
+        raise ValueError(
+            "OpenSTL's PredRNNpp needs at least 2 layers (its gradient highway sits between "
+            f"layers 0 and 1). Received: num_hidden={config['num_hidden']!r}"
+        )
     if int(config.get("stride", 1)) != 1:
         raise ValueError(f"OpenSTL's stride must be 1. Received: stride={config['stride']!r}")
     return method
+
+
+def _cell_config(method, config):
+    """The cell options that give OpenSTL's equations."""
+    if method == "convlstm":
+        return None
+    if method == "predrnnpp":
+        return {"forget_bias": 1.0, "wiring": "openstl"}
+    return {"forget_bias": 1.0, "layer_norm": bool(int(config.get("layer_norm", 0)))}
 
 
 def build_model(config):
@@ -195,100 +215,181 @@ def build_model(config):
         decoupling_reduction="mean",
         use_bias=False,
         embed_inputs=False,
-        cell_config=None
-        if cell == "convlstm"
-        else {"forget_bias": 1.0, "layer_norm": bool(int(config.get("layer_norm", 0)))},
+        cell_config=_cell_config(method, config),
     )
     model.build((None, model.input_length, height, width, channels))
     return model
 
 
-def _torch_kernel(kernel):
-    """(out, in, kh, kw) -> Keras (kh, kw, in, out)."""
-    return np.transpose(kernel, (2, 3, 1, 0))
+class Part(NamedTuple):
+    """A block of one OpenSTL tensor: output gates `gates` of `count`, inputs `inputs`."""
+
+    key: str
+    gates: tuple | None = None
+    count: int = 1
+    inputs: slice = slice(None)
+
+    def of(self, state):
+        tensor = state[self.key]
+        if self.gates is not None:
+            blocks = np.split(tensor, self.count, axis=0)
+            tensor = np.concatenate([blocks[g] for g in self.gates], axis=0)
+        return tensor[:, self.inputs]
 
 
-def _gate_rows(kernel, gates, count):
-    """The output-channel blocks `gates` of a fused kernel of `count` gates."""
-    blocks = np.split(kernel, count, axis=0)
-    return np.concatenate([blocks[g] for g in gates], axis=0)
+class Slot(NamedTuple):
+    """A Keras variable and the OpenSTL blocks it is made of.
+
+    A kernel's parts are stacked along the input channels, in the order the
+    cell concatenates its convolution's inputs; a LayerNorm affine has one.
+    """
+
+    variable: object
+    parts: tuple
+    kind: str = "kernel"
+
+    def value(self, state):
+        blocks = [part.of(state) for part in self.parts]
+        if self.kind == "norm":  # (channels, H, W) -> (H, W, channels)
+            return np.transpose(blocks[0], (1, 2, 0))
+        # (out, in, kh, kw) -> Keras (kh, kw, in, out)
+        return np.transpose(np.concatenate(blocks, axis=1), (2, 3, 1, 0))
 
 
-def _norm_affine(weight):
-    """LayerNorm affine (channels, H, W) -> (H, W, channels)."""
-    return np.transpose(weight, (1, 2, 0))
+def _convlstm_slots(cell, prefix, filters):
+    return [
+        Slot(cell.conv_x2h.kernel, (Part(prefix + "conv_x.0.weight"),)),
+        Slot(cell.conv_h2h.kernel, (Part(prefix + "conv_h.0.weight"),)),
+    ]
 
 
-def _norm_targets(cell, prefix):
-    """OpenSTL's LayerNorm tensors of one PredRNN cell (`conv_*.1.*`)."""
-    targets = {}
-    for index, kind in enumerate(("weight", "bias")):
-        for name, gates in PREDRNN_X_GATES.items():
-            targets[f"{prefix}conv_x.1.{kind}:{name}"] = (
-                cell.norm_weights[name][index],
-                lambda w, gates=gates: _norm_affine(_gate_rows(w, gates, 7)),
-            )
-        for source, block in (
-            ("conv_h", "conv_h2h"),
-            ("conv_m", "conv_m2h_m"),
-            ("conv_o", "conv_o"),
-        ):
-            targets[f"{prefix}{source}.1.{kind}"] = (cell.norm_weights[block][index], _norm_affine)
-    return targets
-
-
-def _targets(model, method):
-    """`{OpenSTL key: (keras variable, function of the OpenSTL tensor)}`."""
-    targets = {"conv_last.weight": (model.readout.kernel, _torch_kernel)}
-    if model.adapter is not None:
-        targets["adapter.weight"] = (model.adapter.kernel, _torch_kernel)
-    filters = model.filters
-    for index, cell in enumerate(model.cells):
-        prefix = f"cell_list.{index}."
-        if method == "convlstm":
-            targets[prefix + "conv_x.0.weight"] = (cell.conv_x2h.kernel, _torch_kernel)
-            targets[prefix + "conv_h.0.weight"] = (cell.conv_h2h.kernel, _torch_kernel)
-            continue
-        for name, gates in PREDRNN_X_GATES.items():
-            conv = getattr(cell, name)
-            targets[f"{prefix}conv_x.0.weight:{name}"] = (
-                conv.kernel,
-                lambda w, gates=gates: _torch_kernel(_gate_rows(w, gates, 7)),
-            )
-        targets[prefix + "conv_h.0.weight"] = (cell.conv_h2h.kernel, _torch_kernel)
-        targets[prefix + "conv_m.0.weight"] = (cell.conv_m2h_m.kernel, _torch_kernel)
-        # conv_o reads [c, M]: its input channels split into the c and M halves.
-        targets[prefix + "conv_o.0.weight:c"] = (
-            cell.conv_c2o.kernel,
-            lambda w: _torch_kernel(w[:, :filters]),
-        )
-        targets[prefix + "conv_o.0.weight:m"] = (
+def _predrnn_slots(cell, prefix, filters):
+    # conv_o reads [c, M]: its input channels split into the c and M halves.
+    slots = [
+        Slot(cell.conv_h2h.kernel, (Part(prefix + "conv_h.0.weight"),)),
+        Slot(cell.conv_m2h_m.kernel, (Part(prefix + "conv_m.0.weight"),)),
+        Slot(cell.conv_c2o.kernel, (Part(prefix + "conv_o.0.weight", inputs=slice(filters)),)),
+        Slot(
             cell.conv_m2o.kernel,
-            lambda w: _torch_kernel(w[:, filters:]),
+            (Part(prefix + "conv_o.0.weight", inputs=slice(filters, None)),),
+        ),
+        Slot(cell.conv_c_m.kernel, (Part(prefix + "conv_last.weight"),)),
+    ]
+    for name, gates in PREDRNN_X_GATES.items():
+        slots.append(
+            Slot(getattr(cell, name).kernel, (Part(prefix + "conv_x.0.weight", gates, 7),))
         )
-        targets[prefix + "conv_last.weight"] = (cell.conv_c_m.kernel, _torch_kernel)
-        if cell.layer_norm:
-            targets.update(_norm_targets(cell, prefix))
-    return targets
+    if cell.layer_norm:
+        for index, kind in enumerate(("weight", "bias")):
+            for name, gates in PREDRNN_X_GATES.items():
+                part = Part(f"{prefix}conv_x.1.{kind}", gates, 7)
+                slots.append(Slot(cell.norm_weights[name][index], (part,), "norm"))
+            for source, block in (
+                ("conv_h", "conv_h2h"),
+                ("conv_m", "conv_m2h_m"),
+                ("conv_o", "conv_o"),
+            ):
+                part = Part(f"{prefix}{source}.1.{kind}")
+                slots.append(Slot(cell.norm_weights[block][index], (part,), "norm"))
+    return slots
 
 
-def _expected_shapes(targets):
-    """The OpenSTL shape of every key, from the Keras variables it fills."""
-    shapes = {}
-    for key, (variable, _) in targets.items():
-        base, _, part = key.partition(":")
-        if len(variable.shape) == 3:  # a LayerNorm affine (H, W, channels)
-            height, width, channels = variable.shape
-            if part in PREDRNN_X_GATES:
-                channels = channels // len(PREDRNN_X_GATES[part]) * 7
-            shapes[base] = (channels, height, width)
-            continue
-        kh, kw, cin, cout = variable.shape
-        if part in PREDRNN_X_GATES:
-            cout = cout // len(PREDRNN_X_GATES[part]) * 7
-        elif part in ("c", "m"):
-            cin = 2 * cin
-        shapes[base] = (cout, cin, kh, kw)
+def _predrnn_pp_slots(cell, prefix, filters):
+    """OpenSTL's Causal LSTM onto `PredRNNPPCell(wiring="openstl")`.
+
+    OpenSTL sums one convolution per source (x, h, c, c', M, M'); the cell
+    convolves their concatenation, so each of its kernels stacks OpenSTL's
+    gate rows along the input channels. conv_x holds the gates
+    i, f, g, i', f', g', o; conv_h i, f, g, o; conv_c i, f, g; conv_c2m
+    i', g', f', o (its own order); conv_m i', f' and the memory term.
+    """
+    x, h, c2m = (
+        prefix + name for name in ("conv_x.0.weight", "conv_h.0.weight", "conv_c2m.0.weight")
+    )
+    slots = [
+        Slot(
+            cell.conv_x_h_c.kernel,
+            (Part(x, (0, 1, 2), 7), Part(h, (0, 1, 2), 4), Part(prefix + "conv_c.0.weight")),
+        ),
+        Slot(cell.conv_x_c_m.kernel, (Part(x, (3, 4, 5), 7), Part(c2m, (0, 2, 1), 4))),
+        Slot(cell.conv_m.kernel, (Part(prefix + "conv_m.0.weight"),)),
+        Slot(
+            cell.conv_o.kernel,
+            (
+                Part(x, (6,), 7),
+                Part(h, (3,), 4),
+                Part(c2m, (3,), 4),
+                Part(prefix + "conv_om.0.weight"),
+            ),
+        ),
+        Slot(cell.conv_c_m.kernel, (Part(prefix + "conv_last.weight"),)),
+    ]
+    if cell.gradient_highway:
+        slots.append(Slot(cell.conv_x.kernel, (Part("gradient_highway.x_concat.0.weight"),)))
+        slots.append(Slot(cell.conv_z.kernel, (Part("gradient_highway.z_concat.0.weight"),)))
+    return slots
+
+
+CELL_SLOTS = {
+    "convlstm": _convlstm_slots,
+    "predrnn": _predrnn_slots,
+    "predrnnv2": _predrnn_slots,
+    "predrnnpp": _predrnn_pp_slots,
+}
+
+
+def _slots(model, method):
+    """Every Keras variable of `model` with the OpenSTL blocks it is made of."""
+    slots = [Slot(model.readout.kernel, (Part("conv_last.weight"),))]
+    if model.adapter is not None:
+        slots.append(Slot(model.adapter.kernel, (Part("adapter.weight"),)))
+    for index, cell in enumerate(model.cells):
+        slots += CELL_SLOTS[method](cell, f"cell_list.{index}.", model.filters)
+    return slots
+
+
+def _openstl_shapes(method, config):
+    """The shape of every tensor OpenSTL's forward reads, from the config."""
+    layers, filters = _num_hidden(config)
+    _, channels, height, width = (int(v) for v in config["in_shape"])
+    patch = int(config.get("patch_size", 1))
+    size = int(config.get("filter_size", 3))
+    patch_channels = patch * patch * channels
+    grid = (height // patch, width // patch)
+
+    def conv(out, inputs, kernel=size):
+        return (out * filters, inputs, kernel, kernel)
+
+    shapes = {"conv_last.weight": (patch_channels, filters, 1, 1)}
+    if method == "predrnnv2":
+        shapes["adapter.weight"] = conv(1, filters, 1)
+    if method == "predrnnpp":
+        for name in ("x_concat", "z_concat"):
+            shapes[f"gradient_highway.{name}.0.weight"] = conv(2, filters)
+    # Output gates of each gate convolution (OpenSTL's chunks).
+    convs = {
+        "convlstm": {"conv_x": 4, "conv_h": 4},
+        "predrnn": {"conv_x": 7, "conv_h": 4, "conv_m": 3, "conv_o": 1},
+        "predrnnpp": {
+            "conv_x": 7,
+            "conv_h": 4,
+            "conv_c": 3,
+            "conv_m": 3,
+            "conv_c2m": 4,
+            "conv_om": 1,
+        },
+    }[method if method != "predrnnv2" else "predrnn"]
+    for index in range(layers):
+        prefix = f"cell_list.{index}."
+        for name, gates in convs.items():
+            inputs = patch_channels if name == "conv_x" and index == 0 else filters
+            inputs = 2 * filters if name == "conv_o" else inputs
+            shapes[f"{prefix}{name}.0.weight"] = conv(gates, inputs)
+            if int(config.get("layer_norm", 0)):
+                for kind in ("weight", "bias"):
+                    shapes[f"{prefix}{name}.1.{kind}"] = (gates * filters, *grid)
+        if method != "convlstm":
+            shapes[prefix + "conv_last.weight"] = conv(1, 2 * filters, 1)
     return shapes
 
 
@@ -336,8 +437,7 @@ def from_openstl(weights, config):
     state = read_weights(weights)
     model = build_model(config)
     method = _method(config)
-    targets = _targets(model, method)
-    shapes = _expected_shapes(targets)
+    shapes = _openstl_shapes(method, config)
     ignored = {
         f"cell_list.{i}.{name}" for i in range(model.num_layers) for name in UNUSED.get(method, ())
     }
@@ -356,8 +456,8 @@ def from_openstl(weights, config):
                 f"{key!r} has shape {tuple(state[key].shape)} in the checkpoint; the config "
                 f"needs {shape}."
             )
-    for key, (variable, transform) in targets.items():
-        variable.assign(transform(state[key.partition(":")[0]]))
+    for slot in _slots(model, method):
+        slot.variable.assign(slot.value(state))
     return model
 
 
