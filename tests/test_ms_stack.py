@@ -54,7 +54,7 @@ def test_parameter_counts_at_msrnn_size_equal_the_reference_and_the_plain_stack(
         assert model.count_params() == expected
 
 
-@pytest.mark.parametrize("cell", ["convlstm", "predrnn"])
+@pytest.mark.parametrize("cell", fast_subset(["convlstm", "predrnn"], {"convlstm"}))
 @pytest.mark.parametrize("patch_size, channels", [(1, 1), (2, 3)])
 def test_forecast_shape(cell, patch_size, channels):
     model = MSStack(cell=cell, patch_size=patch_size, **TINY)

@@ -10,7 +10,7 @@ import pytest
 import keras_msrnn
 from keras_msrnn.convert import from_openstl
 from keras_msrnn.ops.patching import unpatch_frames
-from tests.conftest import REFERENCE_DIR
+from tests.conftest import REFERENCE_DIR, fast_subset
 
 OPENSTL = os.environ.get("KERAS_MSRNN_OPENSTL_DIR", str(REFERENCE_DIR.parent / "openstl"))
 IMPORTABLE = ("convlstm_ln0", "predrnn_ln0", "predrnn_ln1", "predrnnpp_ln0", "predrnnv2_ln0")
@@ -141,7 +141,7 @@ def test_a_config_file_is_read_without_running_it(tmp_path):
     assert relative_error(forecast, channels_last(arrays["forecast"])) <= 1e-4
 
 
-@pytest.mark.parametrize("name", ["predrnnv2_ln0", "predrnnpp_ln0"])
+@pytest.mark.parametrize("name", fast_subset(["predrnnv2_ln0", "predrnnpp_ln0"], {"predrnnv2_ln0"}))
 def test_an_imported_model_saves_reloads_and_trains(name, tmp_path):
     arrays, config, weights = golden(name)
     model = from_openstl(weights, config)

@@ -78,6 +78,7 @@ def test_a_run_stopped_after_every_step_equals_an_uninterrupted_one(tmp_path, sh
     assert state["steps_done"] == 4 and state["finished"] and state["epochs_done"] == 2
 
 
+@pytest.mark.large
 def test_a_finished_run_says_so_and_continues_when_the_recipe_asks_for_more(
     tmp_path, shared_data, capsys
 ):
@@ -95,6 +96,7 @@ def test_a_finished_run_says_so_and_continues_when_the_recipe_asks_for_more(
     assert [row[1] for row in read_log(workdir)[1]] == [2, 4, 6]
 
 
+@pytest.mark.large
 def test_a_checkpoint_of_another_recipe_is_refused_by_name(tmp_path, shared_data):
     data_dir, workdir = str(shared_data / "mnist"), str(tmp_path / "run")
     training.train(tiny_recipe(), workdir, data_dir, max_minutes=0, verbose=0)
@@ -107,6 +109,7 @@ def test_a_checkpoint_of_another_recipe_is_refused_by_name(tmp_path, shared_data
         training.train(other, workdir, data_dir, verbose=0)
 
 
+@pytest.mark.large
 def test_a_write_interrupted_before_the_rename_keeps_the_previous_checkpoint(
     tmp_path, shared_data, monkeypatch
 ):
@@ -148,6 +151,7 @@ def test_a_torn_checkpoint_is_named(tmp_path):
         checkpoint.read_checkpoint_state(str(path))
 
 
+@pytest.mark.large
 def test_training_exports_a_preset(tmp_path, shared_data):
     workdir, data_dir = str(tmp_path / "run"), str(shared_data / "mnist")
     result = training.train(tiny_recipe(), workdir, data_dir, verbose=0)
@@ -184,7 +188,6 @@ def test_bad_recipes_are_named(tmp_path):
         training.make_dataset(recipe, "train")
 
 
-@pytest.mark.large
 def same_threads_env():
     """Environment for a training subprocess that sums floats in the order this process does.
 
@@ -199,6 +202,7 @@ def same_threads_env():
     return env
 
 
+@pytest.mark.large
 def test_sigterm_and_kill_9_leave_a_run_that_resumes_to_the_uninterrupted_result(
     tmp_path, shared_data
 ):
@@ -280,6 +284,7 @@ def test_sigterm_and_kill_9_leave_a_run_that_resumes_to_the_uninterrupted_result
     ]
 
 
+@pytest.mark.large
 def test_validation_rows_tensorboard_and_mixed_precision_from_the_command_line(
     tmp_path, shared_data, capsys
 ):
