@@ -2,6 +2,8 @@
 
 from keras import ops
 
+from keras_msrnn.backend.warp import grid_sample_warp, has_grid_sample
+
 
 def warp(images, flows):
     """Samples `images` at positions displaced by `flows`, bilinearly.
@@ -36,6 +38,9 @@ def warp(images, flows):
             f"warp needs images of at least 2x2 pixels (the grid is normalised by size - 1). "
             f"Received images of shape {tuple(images.shape)}."
         )
+    if has_grid_sample():
+        sampled = grid_sample_warp(images, flows)
+        return sampled if many else sampled[:, :, :, 0]
     dtype = flows.dtype
     rows = ops.reshape(ops.arange(height, dtype=dtype), (1, height, 1, 1))
     cols = ops.reshape(ops.arange(width, dtype=dtype), (1, 1, width, 1))
