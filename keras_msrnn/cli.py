@@ -201,6 +201,7 @@ def run_train(args):
         verbose=args.verbose,
         validation_sequences=args.validation_sequences,
         tensorboard=args.tensorboard,
+        data_parallel=args.data_parallel,
     )
     if not result.finished:
         print(
@@ -441,6 +442,11 @@ def _parser():
     )
     train.add_argument(
         "--dtype", help="dtype policy of the model, e.g. mixed_bfloat16 (mixed precision)"
+    )
+    train.add_argument(
+        "--data-parallel",
+        action="store_true",
+        help="split each batch over all devices (JAX: keras.distribution.DataParallel)",
     )
 
     recipe = _add(

@@ -36,6 +36,7 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
+from keras_msrnn.backend.distribute import data_parallel_scope, describe_data_parallel
 from keras_msrnn.training.checkpoint import (
     CHECKPOINT_FILE,
     CheckpointError,
@@ -95,6 +96,7 @@ def train(
     verbose: int = 1,
     validation_sequences: int | None = None,
     tensorboard: bool = False,
+    data_parallel: bool = False,
 ) -> TrainingResult:
     """Trains, or resumes training of, a recipe's model in `workdir`.
 
@@ -115,6 +117,10 @@ def train(
             else none. Validation changes nothing in the model.
         tensorboard: bool. Also write the epoch rows as TensorBoard logs in
             `workdir/tensorboard` (needs TensorFlow installed).
+        data_parallel: bool. Split each step's batch over all devices
+            (`keras_msrnn.backend.distribute`; JAX for now). The result
+            equals single-device training at the same batch, and its
+            checkpoint and preset load on one device.
 
     Returns:
         A `TrainingResult`.
@@ -129,6 +135,34 @@ def train(
     """
     started = time.monotonic()
     recipe = load_recipe(recipe)
+    scope = contextlib.nullcontext()
+    if data_parallel:
+        scope = data_parallel_scope(recipe["training"]["batch_size"])
+    with scope:
+        return _train(
+            recipe,
+            workdir,
+            data_dir,
+            started + 60.0 * max_minutes if max_minutes is not None else None,
+            checkpoint_minutes,
+            verbose,
+            validation_sequences,
+            tensorboard,
+            started,
+        )
+
+
+def _train(
+    recipe,
+    workdir,
+    data_dir,
+    deadline,
+    checkpoint_minutes,
+    verbose,
+    validation_sequences,
+    tensorboard,
+    started,
+):
     training = recipe["training"]
     steps_per_epoch, total_steps = training["steps_per_epoch"], training["steps"]
     os.makedirs(workdir, exist_ok=True)
@@ -177,11 +211,10 @@ def train(
     callbacks = [] if not tensorboard else [_tensorboard(os.path.join(workdir, "tensorboard"))]
     _say(
         verbose,
-        f"training {recipe.get('name', 'the recipe')} on {keras.config.backend()}; the first step "
-        "traces "
-        "the unrolled sequence (on TensorFlow and JAX this can take a minute on a CPU)",
+        f"training {recipe.get('name', 'the recipe')} on {keras.config.backend()}"
+        f"{describe_data_parallel()}; the first step traces the unrolled sequence (on "
+        "TensorFlow and JAX this can take a minute on a CPU)",
     )
-    deadline = None if max_minutes is None else started + 60.0 * max_minutes
     with _stop_requests() as stop_requests:
         limits = _Limits(started, deadline, 60.0 * checkpoint_minutes, stop_requests)
         progress = _Progress(workdir, recipe, state, limits, validation_data)

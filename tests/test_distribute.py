@@ -1,0 +1,115 @@
+"""Data-parallel training: equal to one device at the same global batch, and portable."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import keras_msrnn
+from keras_msrnn import training
+from tests.test_training import tiny_recipe
+
+ON_JAX = keras.config.backend() == "jax"
+
+
+def train_command(recipe_path, workdir, data_dir, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "keras_msrnn.cli",
+        "train",
+        str(recipe_path),
+        "--workdir",
+        str(workdir),
+        "--data-dir",
+        str(data_dir),
+        "--data-parallel",
+        "--verbose",
+        "2",
+        *extra,
+    ]
+
+
+@pytest.mark.large
+@pytest.mark.skipif(not ON_JAX, reason="the data-parallel engine here is JAX's")
+def test_two_devices_resume_and_equal_one_device_at_the_same_batch(tmp_path, shared_data):
+    data_dir = shared_data / "mnist"
+    recipe_path = tmp_path / "recipe.json"
+    recipe_path.write_text(json.dumps(tiny_recipe()))
+    workdir, preset = tmp_path / "parallel", tmp_path / "preset"
+    # Two virtual CPU devices; XLA reads the flag when JAX starts, hence a subprocess.
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "jax",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+    }
+    stopped = subprocess.run(
+        train_command(recipe_path, workdir, data_dir, "--max-minutes", "0"),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert stopped.returncode == 0, stopped.stderr[-2000:]
+    assert "(data-parallel over 2 devices: cpu:0, cpu:1)" in stopped.stdout
+    assert "stopped by max_minutes at step 1 of 4" in stopped.stdout
+    finished = subprocess.run(
+        train_command(recipe_path, workdir, data_dir, "--preset-out", str(preset)),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert "resuming at step 1 of 4" in finished.stdout
+    odd_batch = tiny_recipe()
+    odd_batch["training"]["batch_size"] = 3
+    recipe_path.write_text(json.dumps(odd_batch))
+    refused = subprocess.run(
+        train_command(recipe_path, tmp_path / "odd", data_dir),
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        "keras-msrnn train: The batch size 3 does not split over the 2 devices (cpu:0, cpu:1); "
+        "use a multiple of 2."
+    ]
+
+    single = training.train(tiny_recipe(), str(tmp_path / "single"), str(data_dir), verbose=0)
+    parallel = keras.saving.load_model(workdir / "model.keras")  # on this process's one device
+    assert len(single.model.weights) == len(parallel.weights)
+    for want, got in zip(single.model.weights, parallel.weights):
+        np.testing.assert_allclose(
+            np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-7, err_msg=want.path
+        )
+    assert int(np.asarray(parallel.sampling_step)) == 4  # one advance per global step
+    # The preset holds the run's weights at half precision (PRESET_WEIGHTS_DTYPE).
+    for variable in parallel.weights:
+        if "float" in str(variable.dtype):
+            variable.assign(np.asarray(variable).astype("float16").astype(variable.dtype))
+    context = np.random.default_rng(0).random((2, 2, 32, 32, 1), "float32")
+    np.testing.assert_allclose(
+        keras_msrnn.from_preset(str(preset)).predict(context, verbose=0),
+        parallel.predict(context, verbose=0),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+@pytest.mark.skipif(ON_JAX, reason="JAX has the data-parallel engine")
+def test_other_backends_say_data_parallel_is_not_there_yet(tmp_path):
+    message = (
+        "Data-parallel training runs on the JAX backend (keras.distribution.DataParallel); "
+        f"on {keras.config.backend()} it is not implemented yet. Run with KERAS_BACKEND=jax."
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        training.train(tiny_recipe(), str(tmp_path / "run"), data_parallel=True, verbose=0)
+    assert not (tmp_path / "run").exists()  # refused before anything was written
