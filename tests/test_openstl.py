@@ -9,7 +9,7 @@ import pytest
 
 import keras_msrnn
 from keras_msrnn.convert import from_openstl
-from keras_msrnn.ops.patching import unpatch_frames
+from keras_msrnn.ops.patching import patch_frames, unpatch_frames
 from tests.conftest import REFERENCE_DIR, fast_subset
 
 OPENSTL = os.environ.get("KERAS_MSRNN_OPENSTL_DIR", str(REFERENCE_DIR.parent / "openstl"))
@@ -238,3 +238,88 @@ def test_dataname_fills_frame_size_and_lengths():
     assert read_config({"dataname": "kth", "aft_seq_length": 5})["aft_seq_length"] == 5
     with pytest.raises(ValueError, match="Unknown OpenSTL dataname 'mnist'; known: mmnist"):
         read_config({}, dataname="mnist")
+
+
+# Other sizes than the goldens': the PyTorch transcription of OpenSTL's models
+# (tests/openstl_reference.py), held to the goldens first.
+OTHER_SIZES = {
+    # name: (method, num_hidden, filter_size, patch, channels, height, width, pre, aft, layer_norm)
+    "convlstm-3layers-k5-rect": ("ConvLSTM", [6, 6, 6], 5, 2, 3, 12, 20, 3, 4, 0),
+    "predrnn-1layer-k1": ("PredRNN", [5], 1, 1, 2, 6, 8, 2, 3, 0),
+    "predrnn-ln-3layers-k5": ("PredRNN", [4, 4, 4], 5, 2, 1, 8, 12, 3, 2, 1),
+    "predrnnpp-3layers-k5-rect": ("PredRNNpp", [6, 6, 6], 5, 2, 2, 8, 12, 2, 4, 0),
+    "predrnnpp-2layers-k1": ("PredRNNpp", [4, 4], 1, 1, 1, 6, 6, 3, 3, 0),
+    "predrnnv2-4layers-k3": ("PredRNNv2", [4, 4, 4, 4], 3, 4, 1, 16, 8, 4, 2, 0),
+}
+
+
+def openstl_reference(method, num_hidden, filter_size, patch, channels, height, width, layer_norm):
+    openstl_reference = pytest.importorskip("tests.openstl_reference")
+    return openstl_reference.Model(
+        method.lower(),
+        num_hidden,
+        filter_size,
+        patch * patch * channels,
+        (height // patch, width // patch),
+        layer_norm=bool(layer_norm),
+    )
+
+
+@pytest.mark.parametrize("name", IMPORTABLE)
+def test_the_pytorch_transcription_reproduces_openstl(name):
+    torch = pytest.importorskip("torch")
+    arrays, config, weights = golden(name)
+    widths = [int(w) for w in config["num_hidden"].split(",")]
+    _, channels, height, width = config["in_shape"]
+    reference = openstl_reference(
+        config["method"],
+        widths,
+        config["filter_size"],
+        config["patch_size"],
+        channels,
+        height,
+        width,
+        config["layer_norm"],
+    )
+    reference.load_state_dict(
+        {key: torch.from_numpy(value) for key, value in weights.items()}, strict=True
+    )
+    with torch.no_grad():
+        raw = reference(torch.from_numpy(arrays["patched_input"]), config["pre_seq_length"])
+    assert relative_error(raw.numpy(), arrays["raw_output"]) <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "name", fast_subset(sorted(OTHER_SIZES), {"predrnnpp-3layers-k5-rect", "predrnn-1layer-k1"})
+)
+def test_imports_at_other_sizes_depths_and_kernels_match_the_transcription(name):
+    torch = pytest.importorskip("torch")
+    method, widths, kernel, patch, channels, height, width, pre, aft, layer_norm = OTHER_SIZES[name]
+    torch.manual_seed(sum(map(ord, name)))
+    reference = openstl_reference(
+        method, widths, kernel, patch, channels, height, width, layer_norm
+    )
+    with torch.no_grad():  # OpenSTL's flat LayerNorm init would hide layout errors
+        for key, parameter in reference.named_parameters():
+            if ".1." in key:
+                parameter.add_(0.2 * torch.randn_like(parameter))
+    weights = {key: value.numpy() for key, value in reference.state_dict().items()}
+    config = {
+        "method": method,
+        "num_hidden": ",".join(map(str, widths)),
+        "filter_size": kernel,
+        "patch_size": patch,
+        "layer_norm": layer_norm,
+        "in_shape": [pre, channels, height, width],
+        "pre_seq_length": pre,
+        "aft_seq_length": aft,
+    }
+    model = from_openstl(weights, config)
+    frames = np.random.default_rng(1).random((2, pre + aft, height, width, channels), "float32")
+    patched = keras.ops.convert_to_numpy(patch_frames(frames, patch))
+    with torch.no_grad():
+        raw = reference(torch.from_numpy(patched), pre).numpy()
+    expected = keras.ops.convert_to_numpy(unpatch_frames(raw, patch))
+    assert relative_error(keras.ops.convert_to_numpy(model.rollout(frames)), expected) <= 1e-4
+    forecast = keras.ops.convert_to_numpy(model.predict(frames[:, :pre], verbose=0))
+    assert relative_error(forecast, expected[:, pre - 1 :]) <= 1e-4
