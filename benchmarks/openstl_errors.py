@@ -23,7 +23,14 @@ GOLDENS = Path(
         Path(__file__).resolve().parents[2] / "shared" / "reference" / "openstl",
     )
 )
-IMPORTABLE = ("convlstm_ln0", "predrnn_ln0", "predrnn_ln1", "predrnnpp_ln0", "predrnnv2_ln0")
+IMPORTABLE = (
+    "convlstm_ln0",
+    "mim_ln0",
+    "predrnn_ln0",
+    "predrnn_ln1",
+    "predrnnpp_ln0",
+    "predrnnv2_ln0",
+)
 
 
 def relative_error(ours, reference):

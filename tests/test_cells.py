@@ -37,7 +37,7 @@ NON_DEFAULT_OPTIONS = {
     },
     cells.PredRNNPPCell: {"gradient_highway": True, "forget_bias": 1.0, "wiring": "openstl"},
     cells.PredRNNV2Cell: {"kernel_size": 1, "layer_norm": True},
-    cells.MIMCell: {"use_mim": False},
+    cells.MIMCell: {"forget_bias": 1.0, "wiring": "openstl"},
     cells.TrajGRUCell: {"links": 3},
     cells.PrecipLSTMCell: {"window": 5},
     cells.MotionRNNCell: {
@@ -92,6 +92,9 @@ def test_a_lost_option_is_caught(cell_class, monkeypatch):
         (cells.PredRNNPPCell, {"gradient_highway": True}),
         (cells.PredRNNPPCell, {"wiring": "openstl"}),
         (cells.PredRNNPPCell, {"gradient_highway": True, "wiring": "openstl"}),
+        (cells.MIMCell, {"use_mim": False}),
+        (cells.MIMCell, {"wiring": "openstl"}),
+        (cells.MIMCell, {"use_mim": False, "wiring": "openstl"}),
     ],
 )
 def test_one_step_on_its_own(cell_class, options):
@@ -146,6 +149,10 @@ def test_bad_cell_arguments():
         ValueError, match=r"`wiring` must be one of msrnn, openstl. Received: wiring='pt'"
     ):
         cells.PredRNNPPCell(filters=4, wiring="pt")
+    with pytest.raises(ValueError, match=r"`wiring` must be one of msrnn, openstl"):
+        cells.MIMCell(filters=4, wiring="OpenSTL")
+    with pytest.raises(ValueError, match=r"MotionRNNCell has the MS-RNN wiring only"):
+        cells.MotionRNNCell(filters=4, wiring="openstl")
 
 
 def test_preciplstm_needs_filters_input_channels():

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -13,8 +14,20 @@ from keras_msrnn.ops.patching import patch_frames, unpatch_frames
 from tests.conftest import REFERENCE_DIR, fast_subset
 
 OPENSTL = os.environ.get("KERAS_MSRNN_OPENSTL_DIR", str(REFERENCE_DIR.parent / "openstl"))
-IMPORTABLE = ("convlstm_ln0", "predrnn_ln0", "predrnn_ln1", "predrnnpp_ln0", "predrnnv2_ln0")
-NOT_YET = {"mim_ln0": "OpenSTL's MIM is not supported yet"}
+IMPORTABLE = (
+    "convlstm_ln0",
+    "mim_ln0",
+    "predrnn_ln0",
+    "predrnn_ln1",
+    "predrnnpp_ln0",
+    "predrnnv2_ln0",
+)
+
+
+# The issue's bound, 1e-4 of the output's scale, catches a shuffle of any tensor
+# but MIM's peepholes, whose effect in mim_ln0 is 2e-5 of it (the goldens'
+# README); 1e-6 catches those too and is about 3x our largest MIM error.
+TOLERANCE = {"mim_ln0": 1e-6}
 
 
 def golden(name):
@@ -43,10 +56,11 @@ def test_forecast_rollout_and_loss_reproduce_openstl(name):
     pre, aft = config["pre_seq_length"], config["aft_seq_length"]
     forecast = keras.ops.convert_to_numpy(model.predict(frames[:, :pre], verbose=0))
     assert forecast.shape == channels_last(arrays["forecast"]).shape
-    assert relative_error(forecast, channels_last(arrays["forecast"])) <= 1e-4
+    tolerance = TOLERANCE.get(name, 1e-4)
+    assert relative_error(forecast, channels_last(arrays["forecast"])) <= tolerance
     next_frames = keras.ops.convert_to_numpy(model.rollout(frames))
     raw = keras.ops.convert_to_numpy(unpatch_frames(arrays["raw_output"], config["patch_size"]))
-    assert relative_error(next_frames, raw) <= 1e-4
+    assert relative_error(next_frames, raw) <= tolerance
     # OpenSTL's training loss: MSE over all T - 1 predictions (+ decoupling).
     model.compile()
     loss = model.evaluate(
@@ -56,18 +70,30 @@ def test_forecast_rollout_and_loss_reproduce_openstl(name):
     assert loss * aft / steps == pytest.approx(float(arrays["loss"]), rel=1e-4)
 
 
-@pytest.mark.parametrize("name", sorted(NOT_YET))
-def test_methods_not_yet_importable_say_so(name):
+@pytest.mark.parametrize(
+    "name, change, message",
+    [
+        ("mim_ln0", {"layer_norm": 1}, "OpenSTL's MIM with layer_norm=1 is not supported yet"),
+        (
+            "convlstm_ln0",
+            {"layer_norm": 1},
+            "OpenSTL's ConvLSTM with layer_norm=1 is not supported yet",
+        ),
+        ("predrnnpp_ln0", {"layer_norm": 1}, "OpenSTL's PredRNNpp does not run with layer_norm=1"),
+        ("predrnnpp_ln0", {"num_hidden": "8"}, "PredRNNpp needs at least 2 layers"),
+    ],
+)
+def test_settings_that_cannot_be_imported_say_why(name, change, message):
     _, config, weights = golden(name)
-    with pytest.raises(ValueError, match=NOT_YET[name]):
-        from_openstl(weights, config)
+    with pytest.raises(ValueError, match=message):
+        from_openstl(weights, {**config, **change})
 
 
 # OpenSTL tensors with sensitivity 0 in the goldens: stored, never read.
 UNUSED_BY_OPENSTL = {
-    "convlstm_ln0": ("conv_o.0.weight", "conv_last.weight"),
-    "predrnnpp_ln0": ("conv_o.0.weight",),
-    "predrnnv2_ln0": ("adapter.weight",),  # read by the loss only
+    "convlstm_ln0": r"cell_list\.\d+\.(conv_o\.0|conv_last)\.weight",
+    "mim_ln0": r"stlstm_layer_diff\.\d+\.conv_last\.weight",
+    "predrnnpp_ln0": r"cell_list\.\d+\.conv_o\.0\.weight",
 }
 
 
@@ -75,12 +101,8 @@ UNUSED_BY_OPENSTL = {
 def test_parameters_are_the_tensors_openstl_reads(name):
     _, config, weights = golden(name)
     model = from_openstl(weights, config)
-    unused = UNUSED_BY_OPENSTL.get(name, ())
-    used = sum(
-        v.size
-        for k, v in weights.items()
-        if not (k.startswith("cell_list.") and k.split(".", 2)[2] in unused)
-    )
+    unused = UNUSED_BY_OPENSTL.get(name, "$^")
+    used = sum(v.size for k, v in weights.items() if not re.fullmatch(unused, k))
     assert model.count_params() == used
 
 
@@ -141,7 +163,9 @@ def test_a_config_file_is_read_without_running_it(tmp_path):
     assert relative_error(forecast, channels_last(arrays["forecast"])) <= 1e-4
 
 
-@pytest.mark.parametrize("name", fast_subset(["predrnnv2_ln0", "predrnnpp_ln0"], {"predrnnv2_ln0"}))
+@pytest.mark.parametrize(
+    "name", fast_subset(["predrnnv2_ln0", "predrnnpp_ln0", "mim_ln0"], {"predrnnv2_ln0"})
+)
 def test_an_imported_model_saves_reloads_and_trains(name, tmp_path):
     arrays, config, weights = golden(name)
     model = from_openstl(weights, config)
@@ -250,12 +274,14 @@ OTHER_SIZES = {
     "predrnnpp-3layers-k5-rect": ("PredRNNpp", [6, 6, 6], 5, 2, 2, 8, 12, 2, 4, 0),
     "predrnnpp-2layers-k1": ("PredRNNpp", [4, 4], 1, 1, 1, 6, 6, 3, 3, 0),
     "predrnnv2-4layers-k3": ("PredRNNv2", [4, 4, 4, 4], 3, 4, 1, 16, 8, 4, 2, 0),
+    "mim-3layers-k5-rect": ("MIM", [6, 6, 6], 5, 2, 1, 8, 12, 3, 3, 0),
+    "mim-4layers-k3": ("MIM", [4, 4, 4, 4], 3, 4, 2, 16, 16, 2, 4, 0),
 }
 
 
 def openstl_reference(method, num_hidden, filter_size, patch, channels, height, width, layer_norm):
     openstl_reference = pytest.importorskip("tests.openstl_reference")
-    return openstl_reference.Model(
+    return openstl_reference.build(
         method.lower(),
         num_hidden,
         filter_size,
@@ -286,11 +312,15 @@ def test_the_pytorch_transcription_reproduces_openstl(name):
     )
     with torch.no_grad():
         raw = reference(torch.from_numpy(arrays["patched_input"]), config["pre_seq_length"])
-    assert relative_error(raw.numpy(), arrays["raw_output"]) <= 1e-5
+    assert relative_error(raw.numpy(), arrays["raw_output"]) <= min(TOLERANCE.get(name, 1e-5), 1e-5)
 
 
 @pytest.mark.parametrize(
-    "name", fast_subset(sorted(OTHER_SIZES), {"predrnnpp-3layers-k5-rect", "predrnn-1layer-k1"})
+    "name",
+    fast_subset(
+        sorted(OTHER_SIZES),
+        {"predrnnpp-3layers-k5-rect", "predrnn-1layer-k1", "mim-3layers-k5-rect"},
+    ),
 )
 def test_imports_at_other_sizes_depths_and_kernels_match_the_transcription(name):
     torch = pytest.importorskip("torch")
@@ -299,10 +329,12 @@ def test_imports_at_other_sizes_depths_and_kernels_match_the_transcription(name)
     reference = openstl_reference(
         method, widths, kernel, patch, channels, height, width, layer_norm
     )
-    with torch.no_grad():  # OpenSTL's flat LayerNorm init would hide layout errors
+    with torch.no_grad():  # OpenSTL's flat LayerNorm and peephole inits would hide layout errors
         for key, parameter in reference.named_parameters():
             if ".1." in key:
                 parameter.add_(0.2 * torch.randn_like(parameter))
+            if key.endswith(("ct_weight", "oc_weight")):  # small effect: make it count
+                parameter.add_(torch.randn_like(parameter))
     weights = {key: value.numpy() for key, value in reference.state_dict().items()}
     config = {
         "method": method,
@@ -320,6 +352,8 @@ def test_imports_at_other_sizes_depths_and_kernels_match_the_transcription(name)
     with torch.no_grad():
         raw = reference(torch.from_numpy(patched), pre).numpy()
     expected = keras.ops.convert_to_numpy(unpatch_frames(raw, patch))
-    assert relative_error(keras.ops.convert_to_numpy(model.rollout(frames)), expected) <= 1e-4
+    # MIM's MIMN peepholes move the output by 2e-6..2e-5 of its scale here.
+    tolerance = 1e-6 if method == "MIM" else 1e-4
+    assert relative_error(keras.ops.convert_to_numpy(model.rollout(frames)), expected) <= tolerance
     forecast = keras.ops.convert_to_numpy(model.predict(frames[:, :pre], verbose=0))
-    assert relative_error(forecast, expected[:, pre - 1 :]) <= 1e-4
+    assert relative_error(forecast, expected[:, pre - 1 :]) <= tolerance

@@ -77,7 +77,11 @@ class RecurrentCell(keras.layers.Layer):
       that zigzags through the stack (the PredRNN family).
     - `takes_previous_input`: `call` also takes `previous_input`, the
       previous step's output of the layer below at this layer's scale
-      (None in the first layer), MIM's difference input.
+      (None in the first layer and at the first step), MIM's difference
+      input.
+    - `takes_difference_below`: `call` also takes `difference_below`, the
+      new state named `"difference"` of the layer below at this layer's
+      scale (None where that cell has none): OpenSTL's MIMN chain.
     - `returns_increments`: `CellOutput.increments` holds `(Δc, Δm)`.
     - `for_layer(index, count, **config)` builds the cell of one position of
       a stack (MIM's first layer and PredRNN++'s highway layer differ).
@@ -99,6 +103,7 @@ class RecurrentCell(keras.layers.Layer):
 
     uses_memory = False
     takes_previous_input = False
+    takes_difference_below = False
     returns_increments = False
     cell_name = None
 
@@ -244,6 +249,8 @@ def shift(tensor, constant):
     return tensor if constant == 0 else tensor + constant
 
 
-def lstm_update(cell_state, input_gate, forget_gate, candidate):
-    """c' = sigmoid(f) * c + sigmoid(i) * tanh(g), the LSTM memory update."""
-    return ops.sigmoid(forget_gate) * cell_state + ops.sigmoid(input_gate) * ops.tanh(candidate)
+def lstm_update(cell_state, input_gate, forget_gate, candidate, forget_bias=0.0):
+    """c' = sigmoid(f + forget_bias) * c + sigmoid(i) * tanh(g), the LSTM memory update."""
+    return ops.sigmoid(shift(forget_gate, forget_bias)) * cell_state + ops.sigmoid(
+        input_gate
+    ) * ops.tanh(candidate)

@@ -84,6 +84,11 @@ class MotionRNNCell(MIMCell):
             raise ValueError(
                 f"MotionRNNCell needs filters divisible by 4. Received: filters={filters}"
             )
+        if kwargs.get("wiring", "msrnn") != "msrnn":
+            raise ValueError(
+                "MotionRNNCell has the MS-RNN wiring only (OpenSTL has no MotionRNN). "
+                f"Received: wiring={kwargs['wiring']!r}"
+            )
         super().__init__(filters, kernel_size, use_mim=use_mim, **kwargs)
         self.motion_highway = bool(motion_highway)
         self.neighbourhood = neighbourhood

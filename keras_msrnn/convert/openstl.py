@@ -8,9 +8,11 @@ each OpenSTL tensor onto the matching convolution of a plain `MSStack`
 convolutions, its `conv_o` over `[c, M]` into the `c` and `M` halves), so the
 imported model forecasts, trains, saves and publishes like any other.
 
-Importable today: ConvLSTM (`layer_norm=0`), PredRNN and PredRNN-V2 (with or
-without `layer_norm`), PredRNN++ (OpenSTL runs it only with `layer_norm=0`).
-MIM and ConvLSTM with `layer_norm=1` raise an error that says so.
+Importable today: all five of OpenSTL's recurrent models with this library's
+cells. ConvLSTM and MIM with `layer_norm=0`, PredRNN and PredRNN-V2 with or
+without `layer_norm`, PredRNN++ (OpenSTL runs it only with `layer_norm=0`).
+ConvLSTM and MIM with `layer_norm=1` and layers of different widths raise an
+error that says so.
 """
 
 import ast
@@ -29,7 +31,7 @@ METHODS = {
     "predrnnpp": "predrnn++",
     "mim": "mim",
 }
-IMPORTABLE = ("convlstm", "predrnn", "predrnnv2", "predrnnpp")
+IMPORTABLE = ("convlstm", "predrnn", "predrnnv2", "predrnnpp", "mim")
 # Tensors OpenSTL stores but its forward pass never reads (its README, "Math
 # to note"): ConvLSTM cells' conv_o and conv_last, PredRNN++ cells' conv_o.
 UNUSED = {"convlstm": ("conv_o.0.weight", "conv_last.weight"), "predrnnpp": ("conv_o.0.weight",)}
@@ -157,10 +159,12 @@ def _method(config):
     if method not in IMPORTABLE:
         raise ValueError(
             f"Importing OpenSTL's {config['method']} is not supported yet; importable: "
-            "ConvLSTM, PredRNN, PredRNNpp, PredRNNv2."
+            "ConvLSTM, PredRNN, PredRNNpp, PredRNNv2, MIM."
         )
-    if int(config.get("layer_norm", 0)) and method == "convlstm":
-        raise ValueError("Importing OpenSTL's ConvLSTM with layer_norm=1 is not supported yet.")
+    if int(config.get("layer_norm", 0)) and method in ("convlstm", "mim"):
+        raise ValueError(
+            f"Importing OpenSTL's {config['method']} with layer_norm=1 is not supported yet."
+        )
     if int(config.get("layer_norm", 0)) and method == "predrnnpp":
         raise ValueError(
             "OpenSTL's PredRNNpp does not run with layer_norm=1 (its gradient highway's "
@@ -180,7 +184,7 @@ def _cell_config(method, config):
     """The cell options that give OpenSTL's equations."""
     if method == "convlstm":
         return None
-    if method == "predrnnpp":
+    if method in ("predrnnpp", "mim"):
         return {"forget_bias": 1.0, "wiring": "openstl"}
     return {"forget_bias": 1.0, "layer_norm": bool(int(config.get("layer_norm", 0)))}
 
@@ -241,7 +245,8 @@ class Slot(NamedTuple):
     """A Keras variable and the OpenSTL blocks it is made of.
 
     A kernel's parts are stacked along the input channels, in the order the
-    cell concatenates its convolution's inputs; a LayerNorm affine has one.
+    cell concatenates its convolution's inputs; a spatial weight (LayerNorm
+    affine, MIM peephole) has one.
     """
 
     variable: object
@@ -250,7 +255,7 @@ class Slot(NamedTuple):
 
     def value(self, state):
         blocks = [part.of(state) for part in self.parts]
-        if self.kind == "norm":  # (channels, H, W) -> (H, W, channels)
+        if self.kind == "spatial":  # (channels, H, W) -> (H, W, channels)
             return np.transpose(blocks[0], (1, 2, 0))
         # (out, in, kh, kw) -> Keras (kh, kw, in, out)
         return np.transpose(np.concatenate(blocks, axis=1), (2, 3, 1, 0))
@@ -279,18 +284,18 @@ def _predrnn_slots(cell, prefix, filters):
         slots.append(
             Slot(getattr(cell, name).kernel, (Part(prefix + "conv_x.0.weight", gates, 7),))
         )
-    if cell.layer_norm:
+    if getattr(cell, "layer_norm", False):  # MIM's first layer has no layer norm option
         for index, kind in enumerate(("weight", "bias")):
             for name, gates in PREDRNN_X_GATES.items():
                 part = Part(f"{prefix}conv_x.1.{kind}", gates, 7)
-                slots.append(Slot(cell.norm_weights[name][index], (part,), "norm"))
+                slots.append(Slot(cell.norm_weights[name][index], (part,), "spatial"))
             for source, block in (
                 ("conv_h", "conv_h2h"),
                 ("conv_m", "conv_m2h_m"),
                 ("conv_o", "conv_o"),
             ):
                 part = Part(f"{prefix}{source}.1.{kind}")
-                slots.append(Slot(cell.norm_weights[block][index], (part,), "norm"))
+                slots.append(Slot(cell.norm_weights[block][index], (part,), "spatial"))
     return slots
 
 
@@ -330,12 +335,39 @@ def _predrnn_pp_slots(cell, prefix, filters):
     return slots
 
 
+def _mim_slots(cell, prefix, filters):
+    """OpenSTL's MIM onto `MIMCell(wiring="openstl")`: layer 0 is PredRNN's cell.
+
+    A block's MIMN lives apart in OpenSTL (`stlstm_layer_diff.{i-1}`); this
+    library's block owns it.
+    """
+    if not cell.use_mim:
+        return _predrnn_slots(cell, prefix, filters)
+    layer = int(prefix.split(".")[1])
+    slots = [
+        Slot(getattr(cell, name).kernel, (Part(f"{prefix}{name}.0.weight"),))
+        for name in ("conv_t_cc", "conv_s_cc", "conv_x_cc")
+    ]
+    slots.append(Slot(cell.conv_c_m.kernel, (Part(prefix + "conv_last.weight"),)))
+    for block, source in (("mims", prefix), ("mimn", f"stlstm_layer_diff.{layer - 1}.")):
+        for name, key in (("conv_h", "conv_h_concat"), ("conv_x", "conv_x_concat")):
+            slots.append(
+                Slot(getattr(cell, f"{block}_{name}").kernel, (Part(f"{source}{key}.0.weight"),))
+            )
+        for variable, key in zip(cell.peepholes[block], ("ct_weight", "oc_weight")):
+            slots.append(Slot(variable, (Part(source + key),), "spatial"))
+    return slots
+
+
 CELL_SLOTS = {
     "convlstm": _convlstm_slots,
     "predrnn": _predrnn_slots,
     "predrnnv2": _predrnn_slots,
     "predrnnpp": _predrnn_pp_slots,
+    "mim": _mim_slots,
 }
+# Where OpenSTL keeps each layer's tensors.
+LAYER_PREFIX = {"mim": "stlstm_layer.{}."}
 
 
 def _slots(model, method):
@@ -344,8 +376,28 @@ def _slots(model, method):
     if model.adapter is not None:
         slots.append(Slot(model.adapter.kernel, (Part("adapter.weight"),)))
     for index, cell in enumerate(model.cells):
-        slots += CELL_SLOTS[method](cell, f"cell_list.{index}.", model.filters)
+        prefix = LAYER_PREFIX.get(method, "cell_list.{}.").format(index)
+        slots += CELL_SLOTS[method](cell, prefix, model.filters)
     return slots
+
+
+def _gate_convs(method, layer):
+    """OpenSTL's gate convolutions of one layer, with their gate counts."""
+    st_lstm = {"conv_x": 7, "conv_h": 4, "conv_m": 3, "conv_o": 1}
+    if method in ("predrnn", "predrnnv2") or (method == "mim" and layer == 0):
+        return st_lstm
+    if method == "mim":
+        return {"conv_t_cc": 3, "conv_s_cc": 4, "conv_x_cc": 4}
+    if method == "predrnnpp":
+        return {"conv_x": 7, "conv_h": 4, "conv_c": 3, "conv_m": 3, "conv_c2m": 4, "conv_om": 1}
+    return {"conv_x": 4, "conv_h": 4}
+
+
+def _unused_keys(method, layers):
+    """Tensors OpenSTL stores but its forward never reads (its README, "Math to note")."""
+    if method == "mim":  # the MIMNs' conv_last
+        return {f"stlstm_layer_diff.{i}.conv_last.weight" for i in range(layers - 1)}
+    return {f"cell_list.{i}.{name}" for i in range(layers) for name in UNUSED.get(method, ())}
 
 
 def _openstl_shapes(method, config):
@@ -366,30 +418,24 @@ def _openstl_shapes(method, config):
     if method == "predrnnpp":
         for name in ("x_concat", "z_concat"):
             shapes[f"gradient_highway.{name}.0.weight"] = conv(2, filters)
-    # Output gates of each gate convolution (OpenSTL's chunks).
-    convs = {
-        "convlstm": {"conv_x": 4, "conv_h": 4},
-        "predrnn": {"conv_x": 7, "conv_h": 4, "conv_m": 3, "conv_o": 1},
-        "predrnnpp": {
-            "conv_x": 7,
-            "conv_h": 4,
-            "conv_c": 3,
-            "conv_m": 3,
-            "conv_c2m": 4,
-            "conv_om": 1,
-        },
-    }[method if method != "predrnnv2" else "predrnn"]
+    layer_norm = int(config.get("layer_norm", 0))
     for index in range(layers):
-        prefix = f"cell_list.{index}."
-        for name, gates in convs.items():
+        prefix = LAYER_PREFIX.get(method, "cell_list.{}.").format(index)
+        for name, gates in _gate_convs(method, index).items():
             inputs = patch_channels if name == "conv_x" and index == 0 else filters
             inputs = 2 * filters if name == "conv_o" else inputs
             shapes[f"{prefix}{name}.0.weight"] = conv(gates, inputs)
-            if int(config.get("layer_norm", 0)):
+            if layer_norm:
                 for kind in ("weight", "bias"):
                     shapes[f"{prefix}{name}.1.{kind}"] = (gates * filters, *grid)
         if method != "convlstm":
             shapes[prefix + "conv_last.weight"] = conv(1, 2 * filters, 1)
+        if method == "mim" and index > 0:
+            for source in (prefix, f"stlstm_layer_diff.{index - 1}."):
+                shapes[source + "ct_weight"] = (2 * filters, *grid)
+                shapes[source + "oc_weight"] = (filters, *grid)
+                for name in ("conv_h_concat", "conv_x_concat"):
+                    shapes[f"{source}{name}.0.weight"] = conv(4, filters)
     return shapes
 
 
@@ -438,9 +484,7 @@ def from_openstl(weights, config):
     model = build_model(config)
     method = _method(config)
     shapes = _openstl_shapes(method, config)
-    ignored = {
-        f"cell_list.{i}.{name}" for i in range(model.num_layers) for name in UNUSED.get(method, ())
-    }
+    ignored = _unused_keys(method, model.num_layers)
     unexpected = sorted(set(state) - set(shapes) - ignored)
     if unexpected:
         raise ValueError(

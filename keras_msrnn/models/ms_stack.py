@@ -442,7 +442,9 @@ class MSStack(keras.Model):
             else:
                 mask = ops.cast(uniform[:, t] < probability, self.compute_dtype)
                 step_input = mask * x[:, t] + (1.0 - mask) * prediction
-            prediction, states, memory, increments = self._step(step_input, states, memory)
+            prediction, states, memory, increments = self._step(
+                step_input, states, memory, first_step=t == 0
+            )
             predictions.append(prediction)
             if with_decoupling:
                 decoupling.append(ops.stack([self._abs_cosine(*pair) for pair in increments]))
@@ -475,7 +477,7 @@ class MSStack(keras.Model):
             )
         return states, memory
 
-    def _step(self, frame, states, memory):
+    def _step(self, frame, states, memory, first_step=False):
         """Advances every layer by one step.
 
         Returns (prediction, states, memory, increments); `increments` lists
@@ -491,14 +493,12 @@ class MSStack(keras.Model):
                     x = x + outputs[source]
                 if memory is not None:
                     memory = rescale(memory, self.scales[layer - 1], self.scales[layer])
-            extra = {}
-            if cell.takes_previous_input:
-                extra["previous_input"] = (
-                    None
-                    if layer == 0
-                    else rescale(states[layer - 1][0], self.scales[layer - 1], self.scales[layer])
-                )
-            step = cell(x, states[layer], memory, **extra)
+            step = cell(
+                x,
+                states[layer],
+                memory,
+                **self._lateral_inputs(layer, states, new_states, first_step),
+            )
             memory = step.memory
             if step.increments is not None:
                 increments.append(step.increments)
@@ -507,6 +507,26 @@ class MSStack(keras.Model):
         if memory is not None:
             memory = rescale(memory, self.scales[-1], self.scales[0])
         return _apply(self.readout, outputs[-1]), new_states, memory, increments
+
+    def _lateral_inputs(self, layer, states, new_states, first_step):
+        """The extra call arguments of `cells[layer]`, from the layer below."""
+        cell, extra = self.cells[layer], {}
+        if layer == 0:
+            return {"previous_input": None} if cell.takes_previous_input else {}
+
+        def from_below(tensor):
+            return rescale(tensor, self.scales[layer - 1], self.scales[layer])
+
+        if cell.takes_previous_input:
+            extra["previous_input"] = None if first_step else from_below(states[layer - 1][0])
+        if cell.takes_difference_below:
+            names = self.cells[layer - 1].state_names
+            extra["difference_below"] = (
+                from_below(new_states[layer - 1][names.index("difference")])
+                if "difference" in names
+                else None
+            )
+        return extra
 
     # === Forecasting ===
 
