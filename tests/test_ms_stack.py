@@ -99,6 +99,17 @@ def test_predict_on_any_frame_size_divisible_by_the_largest_factor():
         (dict(sampling="cosine"), "Unknown sampling schedule 'cosine'"),
         (dict(reconstruction_loss_weight=-1.0), "`reconstruction_loss_weight` must be >= 0"),
         (dict(decoupling_reduction="sum"), "`decoupling_reduction` must be one of"),
+        (dict(filters=[4, 4]), "`filters` gives 2 widths for 3 layers"),
+        (dict(filters=[4, 0, 4]), "`filters` must be a positive int"),
+        (
+            dict(cell="predrnn", filters=[4, 8, 4]),
+            "The 'predrnn' cell's memory passes through every layer, so all layers need one "
+            "width. Received: filters=[4, 8, 4]",
+        ),
+        (
+            dict(filters=[4, 8, 6]),
+            "Layer 0's output (4 channels) is added to layer 1's (8): they need one width",
+        ),
     ],
 )
 def test_bad_configuration_is_rejected(kwargs, message):
@@ -364,6 +375,10 @@ def test_motionrnn_samples_are_independent_unless_reproducing_the_reference(quir
             },
             marks=pytest.mark.large,
             id="trajgru",
+        ),
+        pytest.param(
+            {"cell": "convlstm", "filters": [4, 6, 4], "scales": (1, 1, 1)},
+            id="convlstm-per-layer-widths",
         ),
         pytest.param(
             {

@@ -119,7 +119,7 @@ def test_wrong_method_missing_key_and_width_mismatch_are_named():
         r"the config needs \(16, 16, 1, 1\)",
     ):
         from_openstl(weights, {**config, "num_hidden": "16,16"})
-    with pytest.raises(ValueError, match="different widths are not importable yet"):
+    with pytest.raises(ValueError, match="runs only with equal widths"):
         from_openstl(weights, {**config, "num_hidden": [8, 16]})
     without = {k: v for k, v in config.items() if k not in ("pre_seq_length", "dataname")}
     with pytest.raises(ValueError, match="lacks pre_seq_length"):
@@ -274,6 +274,7 @@ OTHER_SIZES = {
     "predrnnpp-3layers-k5-rect": ("PredRNNpp", [6, 6, 6], 5, 2, 2, 8, 12, 2, 4, 0),
     "predrnnpp-2layers-k1": ("PredRNNpp", [4, 4], 1, 1, 1, 6, 6, 3, 3, 0),
     "predrnnv2-4layers-k3": ("PredRNNv2", [4, 4, 4, 4], 3, 4, 1, 16, 8, 4, 2, 0),
+    "convlstm-widths-8-4-6": ("ConvLSTM", [8, 4, 6], 3, 2, 1, 8, 8, 3, 3, 0),
     "mim-3layers-k5-rect": ("MIM", [6, 6, 6], 5, 2, 1, 8, 12, 3, 3, 0),
     "mim-4layers-k3": ("MIM", [4, 4, 4, 4], 3, 4, 2, 16, 16, 2, 4, 0),
 }
@@ -319,7 +320,12 @@ def test_the_pytorch_transcription_reproduces_openstl(name):
     "name",
     fast_subset(
         sorted(OTHER_SIZES),
-        {"predrnnpp-3layers-k5-rect", "predrnn-1layer-k1", "mim-3layers-k5-rect"},
+        {
+            "predrnnpp-3layers-k5-rect",
+            "predrnn-1layer-k1",
+            "mim-3layers-k5-rect",
+            "convlstm-widths-8-4-6",
+        },
     ),
 )
 def test_imports_at_other_sizes_depths_and_kernels_match_the_transcription(name):

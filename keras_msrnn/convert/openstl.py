@@ -11,8 +11,8 @@ imported model forecasts, trains, saves and publishes like any other.
 Importable today: all five of OpenSTL's recurrent models with this library's
 cells. ConvLSTM and MIM with `layer_norm=0`, PredRNN and PredRNN-V2 with or
 without `layer_norm`, PredRNN++ (OpenSTL runs it only with `layer_norm=0`).
-ConvLSTM and MIM with `layer_norm=1` and layers of different widths raise an
-error that says so.
+ConvLSTM takes layers of different widths, as in OpenSTL. ConvLSTM and MIM
+with `layer_norm=1` raise an error that says so.
 """
 
 import ast
@@ -139,14 +139,9 @@ def _to_numpy(value):
 
 
 def _num_hidden(config):
+    """OpenSTL's `num_hidden` as a list of per-layer widths."""
     value = config["num_hidden"]
-    widths = [int(w) for w in value.split(",")] if isinstance(value, str) else list(value)
-    if len(set(widths)) != 1:
-        raise ValueError(
-            f"num_hidden={value!r}: layers of different widths are not importable yet "
-            "(OpenSTL runs them only for ConvLSTM)."
-        )
-    return len(widths), widths[0]
+    return [int(w) for w in value.split(",")] if isinstance(value, str) else list(value)
 
 
 def _method(config):
@@ -170,7 +165,14 @@ def _method(config):
             "OpenSTL's PredRNNpp does not run with layer_norm=1 (its gradient highway's "
             "LayerNorm has half the channels of its convolution), so no such checkpoint exists."
         )
-    if method == "predrnnpp" and _num_hidden(config)[0] < 2:
+    widths = _num_hidden(config)
+    if len(set(widths)) > 1 and method != "convlstm":
+        raise ValueError(
+            f"num_hidden={config['num_hidden']!r}: OpenSTL's {config['method']} passes its "
+            "memory through every layer and runs only with equal widths (it fails on "
+            "unequal ones), so no such checkpoint exists."
+        )
+    if method == "predrnnpp" and len(widths) < 2:
         raise ValueError(
             "OpenSTL's PredRNNpp needs at least 2 layers (its gradient highway sits between "
             f"layers 0 and 1). Received: num_hidden={config['num_hidden']!r}"
@@ -196,7 +198,7 @@ def build_model(config):
     if missing:
         raise ValueError(f"The OpenSTL config lacks {', '.join(missing)}.")
     method = _method(config)
-    layers, filters = _num_hidden(config)
+    widths = _num_hidden(config)
     _, channels, height, width = (int(v) for v in config["in_shape"])
     cell = METHODS[method]
     input_length, output_length = int(config["pre_seq_length"]), int(config["aft_seq_length"])
@@ -206,8 +208,8 @@ def build_model(config):
     steps = input_length + output_length - 1
     model = MSStack(
         cell=cell,
-        filters=filters,
-        scales=(1,) * layers,
+        filters=widths,
+        scales=(1,) * len(widths),
         kernel_size=int(config.get("filter_size", 3)),
         input_length=input_length,
         output_length=output_length,
@@ -377,7 +379,7 @@ def _slots(model, method):
         slots.append(Slot(model.adapter.kernel, (Part("adapter.weight"),)))
     for index, cell in enumerate(model.cells):
         prefix = LAYER_PREFIX.get(method, "cell_list.{}.").format(index)
-        slots += CELL_SLOTS[method](cell, prefix, model.filters)
+        slots += CELL_SLOTS[method](cell, prefix, cell.filters)
     return slots
 
 
@@ -402,7 +404,7 @@ def _unused_keys(method, layers):
 
 def _openstl_shapes(method, config):
     """The shape of every tensor OpenSTL's forward reads, from the config."""
-    layers, filters = _num_hidden(config)
+    widths = _num_hidden(config)
     _, channels, height, width = (int(v) for v in config["in_shape"])
     patch = int(config.get("patch_size", 1))
     size = int(config.get("filter_size", 3))
@@ -410,32 +412,33 @@ def _openstl_shapes(method, config):
     grid = (height // patch, width // patch)
 
     def conv(out, inputs, kernel=size):
-        return (out * filters, inputs, kernel, kernel)
+        return (out, inputs, kernel, kernel)
 
-    shapes = {"conv_last.weight": (patch_channels, filters, 1, 1)}
+    first = widths[0]
+    shapes = {"conv_last.weight": conv(patch_channels, widths[-1], 1)}
     if method == "predrnnv2":
-        shapes["adapter.weight"] = conv(1, filters, 1)
+        shapes["adapter.weight"] = conv(first, first, 1)
     if method == "predrnnpp":
         for name in ("x_concat", "z_concat"):
-            shapes[f"gradient_highway.{name}.0.weight"] = conv(2, filters)
+            shapes[f"gradient_highway.{name}.0.weight"] = conv(2 * first, first)
     layer_norm = int(config.get("layer_norm", 0))
-    for index in range(layers):
+    for index, filters in enumerate(widths):
         prefix = LAYER_PREFIX.get(method, "cell_list.{}.").format(index)
+        below = patch_channels if index == 0 else widths[index - 1]
         for name, gates in _gate_convs(method, index).items():
-            inputs = patch_channels if name == "conv_x" and index == 0 else filters
-            inputs = 2 * filters if name == "conv_o" else inputs
-            shapes[f"{prefix}{name}.0.weight"] = conv(gates, inputs)
+            inputs = {"conv_x": below, "conv_x_cc": below, "conv_o": 2 * filters}.get(name, filters)
+            shapes[f"{prefix}{name}.0.weight"] = conv(gates * filters, inputs)
             if layer_norm:
                 for kind in ("weight", "bias"):
                     shapes[f"{prefix}{name}.1.{kind}"] = (gates * filters, *grid)
         if method != "convlstm":
-            shapes[prefix + "conv_last.weight"] = conv(1, 2 * filters, 1)
+            shapes[prefix + "conv_last.weight"] = conv(filters, 2 * filters, 1)
         if method == "mim" and index > 0:
             for source in (prefix, f"stlstm_layer_diff.{index - 1}."):
                 shapes[source + "ct_weight"] = (2 * filters, *grid)
                 shapes[source + "oc_weight"] = (filters, *grid)
                 for name in ("conv_h_concat", "conv_x_concat"):
-                    shapes[f"{source}{name}.0.weight"] = conv(4, filters)
+                    shapes[f"{source}{name}.0.weight"] = conv(4 * filters, filters)
     return shapes
 
 

@@ -38,6 +38,33 @@ def skip_sources(scales):
     return tuple(sources)
 
 
+def _layer_filters(filters, scales, cell_class):
+    """One width per layer from `filters` (an int or a list), checked against the wiring."""
+    if isinstance(filters, (list, tuple)):
+        widths = tuple(positive_int("filters", width) for width in filters)
+        if len(widths) != len(scales):
+            raise ValueError(
+                f"`filters` gives {len(widths)} widths for {len(scales)} layers. "
+                f"Received: filters={list(filters)!r}, scales={list(scales)!r}"
+            )
+    else:
+        widths = (positive_int("filters", filters),) * len(scales)
+    if len(set(widths)) > 1:
+        if cell_class.uses_memory:
+            raise ValueError(
+                f"The {cell_class.cell_name!r} cell's memory passes through every layer, so all "
+                f"layers need one width. Received: filters={list(widths)!r}"
+            )
+        for layer, source in enumerate(skip_sources(scales)):
+            if source is not None and widths[source] != widths[layer - 1]:
+                raise ValueError(
+                    f"Layer {source}'s output ({widths[source]} channels) is added to layer "
+                    f"{layer - 1}'s ({widths[layer - 1]}): they need one width. Received: "
+                    f"filters={list(widths)!r}"
+                )
+    return widths
+
+
 def _validate_scales(scales):
     scales = tuple(scales)
     if not scales or not all(isinstance(s, int) and s >= 1 for s in scales):
@@ -91,7 +118,10 @@ class MSStack(keras.Model):
         cell: str. Recurrent cell of every layer, one of
             `keras_msrnn.cells.available_cells()`.
         filters: int. Channels of every layer's hidden state and memory.
-            Defaults to 64.
+            Defaults to 64. Or a list with one width per layer, for cells
+            without the spatiotemporal memory (which passes through every
+            layer) and where no skip connection joins layers of different
+            widths, e.g. OpenSTL's ConvLSTM with `num_hidden="64,32,64"`.
         scales: sequence of int. Down factor of each layer relative to the
             frame; its length is the number of layers. Defaults to
             `(1, 2, 4, 4, 2, 1)`.
@@ -179,8 +209,10 @@ class MSStack(keras.Model):
         cell_class = get_cell_class(cell)
         # === Config ===
         self.cell = cell_class.cell_name
-        self.filters = positive_int("filters", filters)
         self.scales = _validate_scales(scales)
+        self.layer_filters = _layer_filters(filters, self.scales, cell_class)
+        uniform = len(set(self.layer_filters)) == 1
+        self.filters = self.layer_filters[0] if uniform else list(self.layer_filters)
         self.kernel_size = positive_int("kernel_size", kernel_size)
         self.input_length = positive_int("input_length", input_length)
         self.output_length = positive_int("output_length", output_length)
@@ -218,12 +250,12 @@ class MSStack(keras.Model):
         # === Layers ===
         self.embedding = None
         if self.embed_inputs:
-            self.embedding = self._pointwise_conv(filters, "embedding")
+            self.embedding = self._pointwise_conv(self.layer_filters[0], "embedding")
         self.cells = [
             cell_class.for_layer(
                 layer,
                 len(self.scales),
-                filters=filters,
+                filters=self.layer_filters[layer],
                 kernel_size=kernel_size,
                 use_bias=self.use_bias,
                 dtype=self.dtype_policy,
@@ -237,7 +269,7 @@ class MSStack(keras.Model):
         # increments before their cosine similarity is taken.
         self.adapter = None
         if cell_class.returns_increments:
-            self.adapter = self._pointwise_conv(filters, "adapter")
+            self.adapter = self._pointwise_conv(self.layer_filters[0], "adapter")
         self.readout = None  # created in build(), once the frame channels are known
         self.sampling_step = self.add_weight(
             shape=(), dtype="int32", initializer="zeros", trainable=False, name="sampling_step"
@@ -308,11 +340,12 @@ class MSStack(keras.Model):
         sizes = self.layer_sizes(height, width)
         for layer, (cell, (cell_h, cell_w)) in enumerate(zip(self.cells, sizes)):
             first_unembedded = layer == 0 and self.embedding is None
-            cell.build((None, cell_h, cell_w, depth if first_unembedded else self.filters))
+            below = self.layer_filters[max(layer - 1, 0)]
+            cell.build((None, cell_h, cell_w, depth if first_unembedded else below))
         self.readout = self._pointwise_conv(depth, "readout")
-        self.readout.build((None, h, w, self.filters))
+        self.readout.build((None, h, w, self.layer_filters[-1]))
         if self.adapter is not None:
-            self.adapter.build((None, h, w, self.filters))
+            self.adapter.build((None, h, w, self.layer_filters[0]))
 
     def reference_layer(self, path):
         """The stack-level layer holding the authors' `rnns.<path>` parameter."""
@@ -455,7 +488,9 @@ class MSStack(keras.Model):
         """|cosine| over space between the adapted increments, per channel: (B, C)."""
 
         def normalized(delta):
-            flat = ops.reshape(_apply(self.adapter, delta), (ops.shape(delta)[0], -1, self.filters))
+            flat = ops.reshape(
+                _apply(self.adapter, delta), (ops.shape(delta)[0], -1, self.layer_filters[0])
+            )
             norm = ops.sqrt(ops.sum(ops.square(flat), axis=1, keepdims=True))
             return flat / ops.maximum(norm, 1e-12)
 
@@ -472,7 +507,7 @@ class MSStack(keras.Model):
         if self.uses_memory:
             scale = self.scales[0]
             memory = ops.zeros(
-                (batch_size, height // scale, width // scale, self.filters),
+                (batch_size, height // scale, width // scale, self.layer_filters[0]),
                 dtype=self.compute_dtype,
             )
         return states, memory
