@@ -28,6 +28,7 @@ NON_DEFAULT_OPTIONS = {
         "kernel_size": 5,
         "bias_initializer": keras.initializers.Ones(),
         "forget_bias": 1.0,
+        "layer_norm": True,
     },
     cells.PredRNNCell: {
         "kernel_size": 5,
@@ -66,7 +67,10 @@ def one_step(cell):
 @pytest.mark.parametrize("cell_class", CELL_CLASSES)
 def test_cells_serialize_with_their_options(cell_class, tmp_path):
     options = {"filters": 8, "name": "cell", **NON_DEFAULT_OPTIONS[cell_class]}
-    run_layer_test(cell_class, options, one_step)
+    # A layer norm rescales the bfloat16 rounding of the convolutions before the
+    # gates (by 1 / std, in float32); the 5x5 ConvLSTM here lands within 0.1.
+    tolerance = 0.1 if options.get("layer_norm") else 0.05
+    run_layer_test(cell_class, options, one_step, mixed_precision_atol=tolerance)
 
 
 @pytest.mark.parametrize("cell_class", CELL_CLASSES)

@@ -74,11 +74,6 @@ def test_forecast_rollout_and_loss_reproduce_openstl(name):
     "name, change, message",
     [
         ("mim_ln0", {"layer_norm": 1}, "OpenSTL's MIM with layer_norm=1 is not supported yet"),
-        (
-            "convlstm_ln0",
-            {"layer_norm": 1},
-            "OpenSTL's ConvLSTM with layer_norm=1 is not supported yet",
-        ),
         ("predrnnpp_ln0", {"layer_norm": 1}, "OpenSTL's PredRNNpp does not run with layer_norm=1"),
         ("predrnnpp_ln0", {"num_hidden": "8"}, "PredRNNpp needs at least 2 layers"),
     ],
@@ -275,6 +270,7 @@ OTHER_SIZES = {
     "predrnnpp-2layers-k1": ("PredRNNpp", [4, 4], 1, 1, 1, 6, 6, 3, 3, 0),
     "predrnnv2-4layers-k3": ("PredRNNv2", [4, 4, 4, 4], 3, 4, 1, 16, 8, 4, 2, 0),
     "convlstm-widths-8-4-6": ("ConvLSTM", [8, 4, 6], 3, 2, 1, 8, 8, 3, 3, 0),
+    "convlstm-ln-widths-6-4": ("ConvLSTM", [6, 4], 3, 2, 2, 8, 12, 2, 3, 1),
     "mim-3layers-k5-rect": ("MIM", [6, 6, 6], 5, 2, 1, 8, 12, 3, 3, 0),
     "mim-4layers-k3": ("MIM", [4, 4, 4, 4], 3, 4, 2, 16, 16, 2, 4, 0),
 }

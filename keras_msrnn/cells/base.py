@@ -133,6 +133,7 @@ class RecurrentCell(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.use_bias = bool(use_bias)
+        self.norm_weights = {}
 
     @classmethod
     def for_layer(cls, layer_index, num_layers, **config):
@@ -199,6 +200,30 @@ class RecurrentCell(keras.layers.Layer):
             )
         return layer
 
+    def build_layer_norm(self, channels_by_block, height, width):
+        """Creates OpenSTL's LayerNorm affine (ones, zeros) after each named convolution.
+
+        Args:
+            channels_by_block: `{convolution name: its output channels}`.
+            height, width: the states' spatial size (the affine is elementwise).
+        """
+        for block, channels in channels_by_block.items():
+            shape = (height, width, channels)
+            self.norm_weights[block] = (
+                self.add_weight(shape=shape, initializer="ones", name=f"{block}_norm_scale"),
+                self.add_weight(shape=shape, initializer="zeros", name=f"{block}_norm_offset"),
+            )
+
+    def normalize(self, blocks, *tensors):
+        """OpenSTL's layer norm of `tensors`, the outputs of `blocks`, normalised together.
+
+        The identity for a cell built without layer norm.
+        """
+        if not self.norm_weights:
+            return tensors
+        weights = [self.norm_weights[block] for block in blocks]
+        return layer_norm_jointly(tensors, [w[0] for w in weights], [w[1] for w in weights])
+
     def state_shape(self, input_shape):
         """Shape of a `filters`-channel tensor at the input's spatial size."""
         return tuple(input_shape[:-1]) + (self.filters,)
@@ -233,14 +258,21 @@ def layer_norm_jointly(tensors, scales, offsets, epsilon=1e-5):
     Statistics run over every channel and position of all `tensors` at once,
     per sample, as OpenSTL's `nn.LayerNorm([channels, H, W])` after a fused
     gate convolution that this library splits into several convolutions.
+    They are taken in float32 under mixed precision, as Keras' own
+    `LayerNormalization` does.
     """
+    dtype = tensors[0].dtype
+    tensors = [ops.cast(t, "float32") for t in tensors]
     axes = (1, 2, 3)
     size = sum(t.shape[-1] for t in tensors) * tensors[0].shape[1] * tensors[0].shape[2]
     mean = sum(ops.sum(t, axis=axes, keepdims=True) for t in tensors) / size
     variance = sum(ops.sum(ops.square(t - mean), axis=axes, keepdims=True) for t in tensors) / size
     inverse = ops.rsqrt(variance + epsilon)
     return [
-        (t - mean) * inverse * scale + offset for t, scale, offset in zip(tensors, scales, offsets)
+        ops.cast(
+            (t - mean) * inverse * ops.cast(scale, "float32") + ops.cast(offset, "float32"), dtype
+        )
+        for t, scale, offset in zip(tensors, scales, offsets)
     ]
 
 

@@ -27,6 +27,9 @@ class ConvLSTMCell(RecurrentCell):
         kernel_size: int. Size of both gate convolutions. Defaults to 3.
         forget_bias: float. Added to the forget gate before its sigmoid.
             Defaults to 0, as in the MS-RNN and OpenSTL code.
+        layer_norm: bool. OpenSTL's `layer_norm=1`: a layer norm over all
+            gates and space, with an elementwise affine, after each of the
+            two gate convolutions. Defaults to False.
         **kwargs: see `keras_msrnn.cells.RecurrentCell` (e.g. `use_bias`).
 
     Call arguments:
@@ -54,24 +57,33 @@ class ConvLSTMCell(RecurrentCell):
     def state_names(self):
         return ("h", "c")
 
-    def __init__(self, filters, kernel_size=3, forget_bias=0.0, **kwargs):
+    def __init__(self, filters, kernel_size=3, forget_bias=0.0, layer_norm=False, **kwargs):
         super().__init__(filters, kernel_size, **kwargs)
         self.forget_bias = float(forget_bias)
+        self.layer_norm = bool(layer_norm)
         self.conv_x2h = self.make_conv(4 * filters, name="conv_x2h")
         self.conv_h2h = self.make_conv(4 * filters, name="conv_h2h")
 
     def build(self, input_shape):
+        state_shape = self.state_shape(input_shape)
         self.conv_x2h.build(input_shape)
-        self.conv_h2h.build(self.state_shape(input_shape))
+        self.conv_h2h.build(state_shape)
+        if self.layer_norm:
+            blocks = {"conv_x2h": 4 * self.filters, "conv_h2h": 4 * self.filters}
+            self.build_layer_norm(blocks, *state_shape[1:3])
 
     def call(self, inputs, states, memory=None):
         h, c = states
-        i, f, g, o = gates(
-            self.apply_conv(self.conv_x2h, inputs) + self.apply_conv(self.conv_h2h, h), 4
-        )
+        (x_gates,) = self.normalize(["conv_x2h"], self.apply_conv(self.conv_x2h, inputs))
+        (h_gates,) = self.normalize(["conv_h2h"], self.apply_conv(self.conv_h2h, h))
+        i, f, g, o = gates(x_gates + h_gates, 4)
         c = lstm_update(c, i, shift(f, self.forget_bias), g)
         h = ops.sigmoid(o) * ops.tanh(c)
         return CellOutput(h, (h, c), memory)
 
     def get_config(self):
-        return {**super().get_config(), "forget_bias": self.forget_bias}
+        return {
+            **super().get_config(),
+            "forget_bias": self.forget_bias,
+            "layer_norm": self.layer_norm,
+        }

@@ -7,7 +7,6 @@ from keras_msrnn.cells.base import (
     CellOutput,
     RecurrentCell,
     gates,
-    layer_norm_jointly,
     register_cell,
     shift,
 )
@@ -80,7 +79,6 @@ class PredRNNCell(RecurrentCell):
         super().__init__(filters, kernel_size, **kwargs)
         self.forget_bias = float(forget_bias)
         self.layer_norm = bool(layer_norm)
-        self.norm_weights = {}
         self.conv_x2h = self.make_conv(4 * filters, name="conv_x2h")
         self.conv_h2h = self.make_conv(4 * filters, name="conv_h2h")
         self.conv_x2h_m = self.make_conv(3 * filters, name="conv_x2h_m")
@@ -97,38 +95,29 @@ class PredRNNCell(RecurrentCell):
             conv.build(state_shape)
         self.conv_c_m.build(state_shape[:-1] + (2 * self.filters,))
         if self.layer_norm:
-            height, width = state_shape[1:3]
-            for block in (*NORM_GROUPS["x"], *NORM_GROUPS["h"], *NORM_GROUPS["m"], "conv_o"):
-                channels = self.filters if block == "conv_o" else getattr(self, block).filters
-                shape = (height, width, channels)
-                self.norm_weights[block] = (
-                    self.add_weight(shape=shape, initializer="ones", name=f"{block}_norm_scale"),
-                    self.add_weight(shape=shape, initializer="zeros", name=f"{block}_norm_offset"),
-                )
-
-    def normalize(self, group, *tensors):
-        """OpenSTL's layer norm of one group of gate blocks; identity without it."""
-        if not self.layer_norm:
-            return tensors
-        weights = [self.norm_weights[block] for block in NORM_GROUPS[group]]
-        return layer_norm_jointly(tensors, [w[0] for w in weights], [w[1] for w in weights])
+            blocks = (*NORM_GROUPS["x"], *NORM_GROUPS["h"], *NORM_GROUPS["m"])
+            channels = {block: getattr(self, block).filters for block in blocks}
+            self.build_layer_norm({**channels, "conv_o": self.filters}, *state_shape[1:3])
 
     def st_lstm(self, inputs, states, memory):
         """One ST-LSTM update; returns `(h', c', m', Δc, Δm)`."""
         h, c = states
         x_gates, x_memory_gates = self.normalize(
-            "x", self.apply_conv(self.conv_x2h, inputs), self.apply_conv(self.conv_x2h_m, inputs)
+            NORM_GROUPS["x"],
+            self.apply_conv(self.conv_x2h, inputs),
+            self.apply_conv(self.conv_x2h_m, inputs),
         )
-        (h_gates,) = self.normalize("h", self.apply_conv(self.conv_h2h, h))
+        (h_gates,) = self.normalize(NORM_GROUPS["h"], self.apply_conv(self.conv_h2h, h))
         i, f, g, o = gates(x_gates + h_gates, 4)
         delta_c = ops.sigmoid(i) * ops.tanh(g)
         c = ops.sigmoid(shift(f, self.forget_bias)) * c + delta_c
-        (m_gates,) = self.normalize("m", self.apply_conv(self.conv_m2h_m, memory))
+        (m_gates,) = self.normalize(NORM_GROUPS["m"], self.apply_conv(self.conv_m2h_m, memory))
         i_m, f_m, g_m = gates(x_memory_gates + m_gates, 3)
         delta_m = ops.sigmoid(i_m) * ops.tanh(g_m)
         memory = ops.sigmoid(shift(f_m, self.forget_bias)) * memory + delta_m
         (o_cm,) = self.normalize(
-            "o", self.apply_conv(self.conv_c2o, c) + self.apply_conv(self.conv_m2o, memory)
+            NORM_GROUPS["o"],
+            self.apply_conv(self.conv_c2o, c) + self.apply_conv(self.conv_m2o, memory),
         )
         o = ops.sigmoid(o + o_cm)
         h = o * ops.tanh(self.apply_conv(self.conv_c_m, ops.concatenate([c, memory], axis=-1)))

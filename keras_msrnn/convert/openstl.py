@@ -9,10 +9,10 @@ convolutions, its `conv_o` over `[c, M]` into the `c` and `M` halves), so the
 imported model forecasts, trains, saves and publishes like any other.
 
 Importable today: all five of OpenSTL's recurrent models with this library's
-cells. ConvLSTM and MIM with `layer_norm=0`, PredRNN and PredRNN-V2 with or
+cells. MIM with `layer_norm=0`, ConvLSTM, PredRNN and PredRNN-V2 with or
 without `layer_norm`, PredRNN++ (OpenSTL runs it only with `layer_norm=0`).
-ConvLSTM takes layers of different widths, as in OpenSTL. ConvLSTM and MIM
-with `layer_norm=1` raise an error that says so.
+ConvLSTM takes layers of different widths, as in OpenSTL. MIM with
+`layer_norm=1` raises an error that says so.
 """
 
 import ast
@@ -33,8 +33,12 @@ METHODS = {
 }
 IMPORTABLE = ("convlstm", "predrnn", "predrnnv2", "predrnnpp", "mim")
 # Tensors OpenSTL stores but its forward pass never reads (its README, "Math
-# to note"): ConvLSTM cells' conv_o and conv_last, PredRNN++ cells' conv_o.
-UNUSED = {"convlstm": ("conv_o.0.weight", "conv_last.weight"), "predrnnpp": ("conv_o.0.weight",)}
+# to note"): ConvLSTM cells' conv_o (with its LayerNorm) and conv_last,
+# PredRNN++ cells' conv_o.
+UNUSED = {
+    "convlstm": ("conv_o.0.weight", "conv_o.1.weight", "conv_o.1.bias", "conv_last.weight"),
+    "predrnnpp": ("conv_o.0.weight",),
+}
 # PredRNN's fused conv_x holds the gates i, f, g, i', f', g', o; the cell's
 # conv_x2h takes i, f, g, o and conv_x2h_m takes i', f', g'.
 PREDRNN_X_GATES = {"conv_x2h": (0, 1, 2, 6), "conv_x2h_m": (3, 4, 5)}
@@ -156,7 +160,7 @@ def _method(config):
             f"Importing OpenSTL's {config['method']} is not supported yet; importable: "
             "ConvLSTM, PredRNN, PredRNNpp, PredRNNv2, MIM."
         )
-    if int(config.get("layer_norm", 0)) and method in ("convlstm", "mim"):
+    if int(config.get("layer_norm", 0)) and method == "mim":
         raise ValueError(
             f"Importing OpenSTL's {config['method']} with layer_norm=1 is not supported yet."
         )
@@ -185,7 +189,7 @@ def _method(config):
 def _cell_config(method, config):
     """The cell options that give OpenSTL's equations."""
     if method == "convlstm":
-        return None
+        return {"layer_norm": bool(int(config.get("layer_norm", 0)))}
     if method in ("predrnnpp", "mim"):
         return {"forget_bias": 1.0, "wiring": "openstl"}
     return {"forget_bias": 1.0, "layer_norm": bool(int(config.get("layer_norm", 0)))}
@@ -264,10 +268,14 @@ class Slot(NamedTuple):
 
 
 def _convlstm_slots(cell, prefix, filters):
-    return [
-        Slot(cell.conv_x2h.kernel, (Part(prefix + "conv_x.0.weight"),)),
-        Slot(cell.conv_h2h.kernel, (Part(prefix + "conv_h.0.weight"),)),
-    ]
+    slots = []
+    for source, block in (("conv_x", "conv_x2h"), ("conv_h", "conv_h2h")):
+        slots.append(Slot(getattr(cell, block).kernel, (Part(f"{prefix}{source}.0.weight"),)))
+        if cell.layer_norm:
+            for index, kind in enumerate(("weight", "bias")):
+                part = Part(f"{prefix}{source}.1.{kind}")
+                slots.append(Slot(cell.norm_weights[block][index], (part,), "spatial"))
+    return slots
 
 
 def _predrnn_slots(cell, prefix, filters):
