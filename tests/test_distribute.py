@@ -4,7 +4,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -12,27 +11,9 @@ import pytest
 
 import keras_msrnn
 from keras_msrnn import training
-from tests.test_training import tiny_recipe
+from tests.test_training import tiny_recipe, train_command
 
 ON_JAX = keras.config.backend() == "jax"
-
-
-def train_command(recipe_path, workdir, data_dir, *extra):
-    return [
-        sys.executable,
-        "-m",
-        "keras_msrnn.cli",
-        "train",
-        str(recipe_path),
-        "--workdir",
-        str(workdir),
-        "--data-dir",
-        str(data_dir),
-        "--data-parallel",
-        "--verbose",
-        "2",
-        *extra,
-    ]
 
 
 @pytest.mark.large
@@ -48,35 +29,22 @@ def test_two_devices_resume_and_equal_one_device_at_the_same_batch(tmp_path, sha
         "KERAS_BACKEND": "jax",
         "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
     }
-    stopped = subprocess.run(
-        train_command(recipe_path, workdir, data_dir, "--max-minutes", "0"),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+
+    def train_in_subprocess(workdir, *options):
+        command = train_command(recipe_path, workdir, data_dir, "--data-parallel", *options)
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+    stopped = train_in_subprocess(workdir, "--verbose", "2", "--max-minutes", "0")
     assert stopped.returncode == 0, stopped.stderr[-2000:]
     assert "(data-parallel over 2 devices: cpu:0, cpu:1)" in stopped.stdout
     assert "stopped by max_minutes at step 1 of 4" in stopped.stdout
-    finished = subprocess.run(
-        train_command(recipe_path, workdir, data_dir, "--preset-out", str(preset)),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    finished = train_in_subprocess(workdir, "--verbose", "2", "--preset-out", str(preset))
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert "resuming at step 1 of 4" in finished.stdout
     odd_batch = tiny_recipe()
     odd_batch["training"]["batch_size"] = 3
     recipe_path.write_text(json.dumps(odd_batch))
-    refused = subprocess.run(
-        train_command(recipe_path, tmp_path / "odd", data_dir),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    refused = train_in_subprocess(tmp_path / "odd")
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines() == [
         "keras-msrnn train: The batch size 3 does not split over the 2 devices (cpu:0, cpu:1); "

@@ -202,14 +202,9 @@ def same_threads_env():
     return env
 
 
-@pytest.mark.large
-def test_sigterm_and_kill_9_leave_a_run_that_resumes_to_the_uninterrupted_result(
-    tmp_path, shared_data
-):
-    recipe_path = tmp_path / "recipe.json"
-    recipe_path.write_text(json.dumps(tiny_recipe(steps=400)))
-    workdir = tmp_path / "run"
-    command = [
+def train_command(recipe_path, workdir, data_dir, *options):
+    """`keras-msrnn train` of a recipe file, as a subprocess argument list."""
+    return [
         sys.executable,
         "-m",
         "keras_msrnn.cli",
@@ -218,12 +213,21 @@ def test_sigterm_and_kill_9_leave_a_run_that_resumes_to_the_uninterrupted_result
         "--workdir",
         str(workdir),
         "--data-dir",
-        str(shared_data / "mnist"),
-        "--checkpoint-minutes",
-        "0",
-        "--verbose",
-        "0",
+        str(data_dir),
+        *options,
     ]
+
+
+@pytest.mark.large
+def test_sigterm_and_kill_9_leave_a_run_that_resumes_to_the_uninterrupted_result(
+    tmp_path, shared_data
+):
+    recipe_path = tmp_path / "recipe.json"
+    recipe_path.write_text(json.dumps(tiny_recipe(steps=400)))
+    workdir = tmp_path / "run"
+    command = train_command(
+        recipe_path, workdir, shared_data / "mnist", "--checkpoint-minutes", "0", "--verbose", "0"
+    )
     state_path = workdir / "checkpoint.npz"
 
     def start_and_wait_for_progress():
