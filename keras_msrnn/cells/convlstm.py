@@ -9,7 +9,6 @@ from keras_msrnn.cells.base import (
     gates,
     lstm_update,
     register_cell,
-    shift,
 )
 
 
@@ -77,7 +76,7 @@ class ConvLSTMCell(RecurrentCell):
         (x_gates,) = self.normalize(["conv_x2h"], self.apply_conv(self.conv_x2h, inputs))
         (h_gates,) = self.normalize(["conv_h2h"], self.apply_conv(self.conv_h2h, h))
         i, f, g, o = gates(x_gates + h_gates, 4)
-        c = lstm_update(c, i, shift(f, self.forget_bias), g)
+        c = lstm_update(c, i, f, g, self.forget_bias)
         h = ops.sigmoid(o) * ops.tanh(c)
         return CellOutput(h, (h, c), memory)
 

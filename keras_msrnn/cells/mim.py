@@ -12,27 +12,26 @@ from keras_msrnn.cells.base import (
 )
 
 WIRINGS = ("msrnn", "openstl")
-READS_STATES = (
-    "conv_n2h_n",
-    "conv_n2o",
-    "conv_x2h_s",
-    "conv_c2h_s",
-    "conv_s2o",
-    "conv_h2h",
-    "conv_c2o",
-    "conv_m2h_m",
-    "conv_m2o",
-)
-# The MS-RNN MIM-N and MIM-S convolutions, which OpenSTL's first layer lacks.
-MIM_BLOCK_CONVS = (
-    "conv_x2h_n",
-    "conv_n2h_n",
-    "conv_diff2o",
-    "conv_n2o",
-    "conv_x2h_s",
-    "conv_c2h_s",
-    "conv_s2o",
-)
+# The MS-RNN cell's gate convolutions with their gate counts, in creation order;
+# the first seven are the MIM-N and MIM-S blocks, which OpenSTL's first layer
+# lacks.
+MSRNN_CONVS = {
+    "conv_x2h_n": 3,
+    "conv_n2h_n": 3,
+    "conv_diff2o": 1,
+    "conv_n2o": 1,
+    "conv_x2h_s": 4,
+    "conv_c2h_s": 4,
+    "conv_s2o": 1,
+    "conv_x2h": 4,
+    "conv_h2h": 4,
+    "conv_c2o": 1,
+    "conv_x2h_m": 3,
+    "conv_m2h_m": 3,
+    "conv_m2o": 1,
+}
+MIM_BLOCK_CONVS = tuple(MSRNN_CONVS)[:7]
+READS_INPUT = ("conv_x2h_n", "conv_diff2o", "conv_x2h", "conv_x2h_m")
 # OpenSTL's MIM blocks (layers above the first): gate convolutions by name and
 # gate count; `mimn_*` belong to the non-stationary MIMN, `mims_*` to the
 # stationary MIMS, both split i, g, f, o.
@@ -140,21 +139,7 @@ class MIMCell(RecurrentCell):
             self.conv_c_m = self.make_conv(filters, kernel_size=1, name="conv_c_m")
             return
         st_lstm_only = wiring == "openstl"  # OpenSTL's first layer owns no MIM weights
-        for name, multiple in (
-            ("conv_x2h_n", 3),
-            ("conv_n2h_n", 3),
-            ("conv_diff2o", 1),
-            ("conv_n2o", 1),
-            ("conv_x2h_s", 4),
-            ("conv_c2h_s", 4),
-            ("conv_s2o", 1),
-            ("conv_x2h", 4),
-            ("conv_h2h", 4),
-            ("conv_c2o", 1),
-            ("conv_x2h_m", 3),
-            ("conv_m2h_m", 3),
-            ("conv_m2o", 1),
-        ):
+        for name, multiple in MSRNN_CONVS.items():
             if not (st_lstm_only and name in MIM_BLOCK_CONVS):
                 setattr(self, name, self.make_conv(multiple * filters, name=name))
         self.conv_c_m = self.make_conv(filters, kernel_size=1, name="conv_c_m")
@@ -198,10 +183,9 @@ class MIMCell(RecurrentCell):
                     for name, gates in (("ct_weight", 2), ("oc_weight", 1))
                 )
             return
-        reads_input = ("conv_x2h_n", "conv_diff2o", "conv_x2h", "conv_x2h_m")
-        for name in (*reads_input, *READS_STATES):
+        for name in MSRNN_CONVS:
             if hasattr(self, name):  # OpenSTL's first layer has no MIM-N/MIM-S weights
-                getattr(self, name).build(input_shape if name in reads_input else state_shape)
+                getattr(self, name).build(input_shape if name in READS_INPUT else state_shape)
 
     def _stationary_memory(self, difference, c, n, s):
         """MIM-N then MIM-S; returns (T, n', s')."""
