@@ -11,7 +11,7 @@ import time
 import keras
 import numpy as np
 
-from keras_msrnn.bench import _proc_status_megabytes, _reset_peak_rss
+from keras_msrnn.backend.device_memory import process_megabytes, reset_peak_resident_size
 from keras_msrnn.ops import local_attention
 from tests.backend_gradients import gradients
 
@@ -20,11 +20,11 @@ SIZE, CHANNELS, WINDOW = 124, 64, 30
 
 def main():
     x = keras.Variable(np.random.default_rng(0).random((1, SIZE, SIZE, CHANNELS), dtype="float32"))
-    before = _proc_status_megabytes("VmRSS")
-    _reset_peak_rss()
+    before = process_megabytes("VmRSS")
+    reset_peak_resident_size()
     start = time.perf_counter()
     gradients(lambda: keras.ops.sum(local_attention(x.value, x.value, x.value, WINDOW)), [x])
-    peak = _proc_status_megabytes("VmHWM") - before
+    peak = process_megabytes("VmHWM") - before
     naive = 2 * WINDOW**2 * SIZE * SIZE * CHANNELS * 4 / 2**20
     print(
         f"{keras.config.backend()}: local attention {SIZE}x{SIZE}x{CHANNELS}, window {WINDOW}, "

@@ -13,6 +13,7 @@ from keras_msrnn.ops import (
     upsample,
     warp,
 )
+from keras_msrnn.ops.local_attention import uses_dense_attention
 from tests.backend_gradients import gradients
 from tests.conftest import fast_subset
 
@@ -146,52 +147,46 @@ def test_local_attention_matches_the_reference_with_gradients(reference_dir, cas
     np.testing.assert_allclose(grad_x, _nhwc(golden[f"{case}/grad_x"]), atol=1e-5)
 
 
-def _sine_product(x, y):
-    return ops.sin(x) * y
-
-
-def test_remat_keeps_values_and_gradients():
-    from keras_msrnn.backend.remat import remat
-
-    rng = np.random.default_rng(0)
-    x = keras.Variable(rng.standard_normal((2, 3), dtype="float32"))
-    y = keras.Variable(rng.standard_normal((2, 3), dtype="float32"))
-    rematerialised = remat(_sine_product)
-
-    def loss(function):
-        # Chained calls sharing an input, as the local attention's row calls.
-        return ops.sum(function(function(x.value, y.value), y.value) ** 2)
-
-    np.testing.assert_allclose(
-        ops.convert_to_numpy(loss(rematerialised)),
-        ops.convert_to_numpy(loss(_sine_product)),
-        rtol=1e-6,
-    )
-    for remat_grad, plain_grad in zip(
-        gradients(lambda: loss(rematerialised), [x, y]),
-        gradients(lambda: loss(_sine_product), [x, y]),
-    ):
-        np.testing.assert_allclose(remat_grad, plain_grad, rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.skipif(
-    keras.config.backend() != "tensorflow", reason="graph-mode gradient of the TensorFlow remat"
+@pytest.mark.parametrize(
+    "shape,window",
+    fast_subset(
+        [((2, 13, 11, 4), 5), ((1, 9, 12, 3), 4), ((1, 47, 45, 2), 30)], {((2, 13, 11, 4), 5)}
+    ),
 )
-def test_tensorflow_remat_gradient_inside_a_traced_function():
-    import tensorflow as tf
+def test_tiled_local_attention_matches_the_torch_transcription_with_gradients(shape, window):
+    """Images above the dense limit take the tiled product; the goldens are all below it."""
+    import torch
 
-    from keras_msrnn.backend.remat import remat
+    from tests.torch_reference import local_attention as reference_attention
 
-    x = tf.Variable(np.linspace(-1, 1, 6, dtype="float32").reshape(2, 3))
-    y = tf.constant(np.linspace(0.5, 2, 6, dtype="float32").reshape(2, 3))
+    assert not uses_dense_attention(shape[1], shape[2], window)
+    rng = np.random.default_rng(7)
+    inputs = [rng.normal(size=shape).astype("float32") for _ in range(3)]
+    cotangent = rng.normal(size=shape).astype("float32")
 
-    def gradient(function):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(function(function(x, y), y) ** 2)
-        return tape.gradient(loss, x)
+    torch_inputs = [torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True) for x in inputs]
+    expected = reference_attention(*torch_inputs, window)
+    (expected * torch.tensor(cotangent.transpose(0, 3, 1, 2))).sum().backward()
+
+    variables = [keras.Variable(x) for x in inputs]
+
+    def attend():
+        return local_attention(*(v.value for v in variables), window)
 
     np.testing.assert_allclose(
-        tf.function(lambda: gradient(remat(_sine_product)))().numpy(),
-        gradient(_sine_product).numpy(),
+        ops.convert_to_numpy(attend()),
+        expected.detach().numpy().transpose(0, 2, 3, 1),
         rtol=1e-5,
+        atol=1e-5,
     )
+    grads = gradients(lambda: ops.sum(attend() * ops.convert_to_tensor(cotangent)), variables)
+    for grad, reference in zip(grads, torch_inputs):
+        np.testing.assert_allclose(
+            grad, reference.grad.numpy().transpose(0, 2, 3, 1), rtol=1e-4, atol=1e-4
+        )
+
+
+def test_local_attention_rejects_a_non_positive_window():
+    x = np.zeros((1, 4, 4, 2), "float32")
+    with pytest.raises(ValueError, match="`window` must be a positive int"):
+        local_attention(x, x, x, window=0)
