@@ -180,6 +180,31 @@ class RecurrentCell(keras.layers.Layer):
         """
         return conv2d_same(inputs, layer.kernel, layer.bias if layer.use_bias else None)
 
+    def apply_conv_sum(self, *pairs):
+        """`sum(conv(x) for conv, x in pairs)` as one convolution.
+
+        A sum of convolutions of different inputs is one convolution of the
+        inputs concatenated along channels (`apply_stacked_conv`): one larger
+        operation instead of several small ones and their sum, with the
+        weights still stored per source, as the reference's modules, so
+        checkpoints convert by name.
+        """
+        layers, inputs = zip(*pairs)
+        if len(layers) == 1:
+            return self.apply_conv(layers[0], inputs[0])
+        return self.apply_stacked_conv(layers, ops.concatenate(inputs, axis=-1))
+
+    def apply_stacked_conv(self, layers, inputs):
+        """The sum of `layers`' convolutions of consecutive channel blocks of `inputs`.
+
+        Layer `j` reads the `j`-th block of `inputs`' channels (its kernel's
+        input size); the kernels are concatenated along their input axis and
+        the biases added. All layers share a kernel size.
+        """
+        biases = [layer.bias for layer in layers if layer.use_bias]
+        kernel = ops.concatenate([layer.kernel for layer in layers], axis=2)
+        return conv2d_same(inputs, kernel, sum(biases[1:], biases[0]) if biases else None)
+
     # Reference module paths whose Keras attribute path differs beyond the
     # leading underscore, e.g. {"LA.conv1": "local_attention.query"}.
     reference_aliases = {}

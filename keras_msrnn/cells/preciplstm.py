@@ -165,48 +165,27 @@ class PrecipLSTMCell(RecurrentCell):
     def call(self, inputs, states, memory=None):
         h, c, spatial, temporal, previous_input = states
         attended = inputs + self.apply_conv(self.conv_x_x_att, self.local_attention(inputs))
-        i, f, g, o = gates(
-            self.apply_conv(self.conv_x2h, attended) + self.apply_conv(self.conv_h2h, h), 4
-        )
+        i, f, g, o = gates(self.apply_conv_sum((self.conv_x2h, attended), (self.conv_h2h, h)), 4)
         c = lstm_update(c, i, f, g)
-        memory = lstm_update(
-            memory,
-            *gates(
-                self.apply_conv(self.conv_x2h_m, attended)
-                + self.apply_conv(self.conv_m2h_m, memory),
-                3,
-            ),
+        memory = self._memory_update(memory, self.conv_x2h_m, attended, self.conv_m2h_m)
+        spatial = self._memory_update(spatial, self.conv_x2h_ms, attended, self.conv_ms2h_ms)
+        temporal = self._memory_update(
+            temporal, self.conv_x2h_mt, inputs - previous_input, self.conv_mt2h_mt
         )
-        spatial = lstm_update(
-            spatial,
-            *gates(
-                self.apply_conv(self.conv_x2h_ms, attended)
-                + self.apply_conv(self.conv_ms2h_ms, spatial),
-                3,
-            ),
-        )
-        difference = inputs - previous_input
-        temporal = lstm_update(
-            temporal,
-            *gates(
-                self.apply_conv(self.conv_x2h_mt, difference)
-                + self.apply_conv(self.conv_mt2h_mt, temporal),
-                3,
-            ),
-        )
+        memories = ops.concatenate([c, spatial, temporal, memory], axis=-1)
         o = ops.sigmoid(
             o
-            + self.apply_conv(self.conv_c2o, c)
-            + self.apply_conv(self.conv_ms2o, spatial)
-            + self.apply_conv(self.conv_mt2o, temporal)
-            + self.apply_conv(self.conv_m2o, memory)
-        )
-        h = o * ops.tanh(
-            self.apply_conv(
-                self.c_m_ms_mt, ops.concatenate([c, spatial, temporal, memory], axis=-1)
+            + self.apply_stacked_conv(
+                (self.conv_c2o, self.conv_ms2o, self.conv_mt2o, self.conv_m2o), memories
             )
         )
+        h = o * ops.tanh(self.apply_conv(self.c_m_ms_mt, memories))
         return CellOutput(h, (h, c, spatial, temporal, inputs), memory)
+
+    def _memory_update(self, memory, input_conv, inputs, memory_conv):
+        """An LSTM update of one of the memories from its input and itself."""
+        fused_gates = self.apply_conv_sum((input_conv, inputs), (memory_conv, memory))
+        return lstm_update(memory, *gates(fused_gates, 3))
 
     def get_config(self):
         config = super().get_config()
