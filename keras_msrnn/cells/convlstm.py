@@ -73,12 +73,18 @@ class ConvLSTMCell(RecurrentCell):
 
     def call(self, inputs, states, memory=None):
         h, c = states
-        (x_gates,) = self.normalize(["conv_x2h"], self.apply_conv(self.conv_x2h, inputs))
-        (h_gates,) = self.normalize(["conv_h2h"], self.apply_conv(self.conv_h2h, h))
-        i, f, g, o = gates(x_gates + h_gates, 4)
+        i, f, g, o = gates(self._gate_sum(inputs, h), 4)
         c = lstm_update(c, i, f, g, self.forget_bias)
         h = ops.sigmoid(o) * ops.tanh(c)
         return CellOutput(h, (h, c), memory)
+
+    def _gate_sum(self, inputs, h):
+        """`W_x * x + W_h * h`: one convolution over `[x, h]`, except with layer norm."""
+        if not self.layer_norm:
+            return self.apply_conv_sum((self.conv_x2h, inputs), (self.conv_h2h, h))
+        (x_gates,) = self.normalize(["conv_x2h"], self.apply_conv(self.conv_x2h, inputs))
+        (h_gates,) = self.normalize(["conv_h2h"], self.apply_conv(self.conv_h2h, h))
+        return x_gates + h_gates
 
     def get_config(self):
         return {

@@ -99,28 +99,43 @@ class PredRNNCell(RecurrentCell):
             channels = {block: getattr(self, block).filters for block in blocks}
             self.build_layer_norm({**channels, "conv_o": self.filters}, *state_shape[1:3])
 
-    def st_lstm(self, inputs, states, memory):
-        """One ST-LSTM update; returns `(h', c', m', Δc, Δm)`."""
-        h, c = states
+    def _input_and_state_gates(self, inputs, h, memory):
+        """`W_x * x + W_h * h` and `W_xm * x + W_m * m`.
+
+        Each sum is one convolution over the concatenated sources, except
+        with layer norm, which normalises each convolution's output first.
+        """
+        if not self.norm_weights:
+            return (
+                self.apply_conv_sum((self.conv_x2h, inputs), (self.conv_h2h, h)),
+                self.apply_conv_sum((self.conv_x2h_m, inputs), (self.conv_m2h_m, memory)),
+            )
         x_gates, x_memory_gates = self.normalize(
             NORM_GROUPS["x"],
             self.apply_conv(self.conv_x2h, inputs),
             self.apply_conv(self.conv_x2h_m, inputs),
         )
         (h_gates,) = self.normalize(NORM_GROUPS["h"], self.apply_conv(self.conv_h2h, h))
-        i, f, g, o = gates(x_gates + h_gates, 4)
+        (m_gates,) = self.normalize(NORM_GROUPS["m"], self.apply_conv(self.conv_m2h_m, memory))
+        return x_gates + h_gates, x_memory_gates + m_gates
+
+    def st_lstm(self, inputs, states, memory):
+        """One ST-LSTM update; returns `(h', c', m', Δc, Δm)`."""
+        h, c = states
+        lstm_gates, memory_gates = self._input_and_state_gates(inputs, h, memory)
+        i, f, g, o = gates(lstm_gates, 4)
         delta_c = ops.sigmoid(i) * ops.tanh(g)
         c = ops.sigmoid(shift(f, self.forget_bias)) * c + delta_c
-        (m_gates,) = self.normalize(NORM_GROUPS["m"], self.apply_conv(self.conv_m2h_m, memory))
-        i_m, f_m, g_m = gates(x_memory_gates + m_gates, 3)
+        i_m, f_m, g_m = gates(memory_gates, 3)
         delta_m = ops.sigmoid(i_m) * ops.tanh(g_m)
         memory = ops.sigmoid(shift(f_m, self.forget_bias)) * memory + delta_m
+        c_and_memory = ops.concatenate([c, memory], axis=-1)
         (o_cm,) = self.normalize(
             NORM_GROUPS["o"],
-            self.apply_conv(self.conv_c2o, c) + self.apply_conv(self.conv_m2o, memory),
+            self.apply_stacked_conv((self.conv_c2o, self.conv_m2o), c_and_memory),
         )
         o = ops.sigmoid(o + o_cm)
-        h = o * ops.tanh(self.apply_conv(self.conv_c_m, ops.concatenate([c, memory], axis=-1)))
+        h = o * ops.tanh(self.apply_conv(self.conv_c_m, c_and_memory))
         return h, c, memory, delta_c, delta_m
 
     def call(self, inputs, states, memory=None):
