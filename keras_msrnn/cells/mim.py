@@ -189,16 +189,13 @@ class MIMCell(RecurrentCell):
 
     def _stationary_memory(self, difference, c, n, s):
         """MIM-N then MIM-S; returns (T, n', s')."""
-        i, f, g = gates(
-            self.apply_conv(self.conv_x2h_n, difference) + self.apply_conv(self.conv_n2h_n, n), 3
-        )
+        i, f, g = gates(self.apply_conv_sum((self.conv_x2h_n, difference), (self.conv_n2h_n, n)), 3)
         n = lstm_update(n, i, f, g)
         non_stationary = ops.sigmoid(
-            self.apply_conv(self.conv_diff2o, difference) + self.apply_conv(self.conv_n2o, n)
+            self.apply_conv_sum((self.conv_diff2o, difference), (self.conv_n2o, n))
         ) * ops.tanh(n)
         i, f, g, o = gates(
-            self.apply_conv(self.conv_x2h_s, non_stationary) + self.apply_conv(self.conv_c2h_s, c),
-            4,
+            self.apply_conv_sum((self.conv_x2h_s, non_stationary), (self.conv_c2h_s, c)), 4
         )
         s = lstm_update(s, i, f, g)
         return ops.sigmoid(o + self.apply_conv(self.conv_s2o, s)) * ops.tanh(s), n, s
@@ -206,9 +203,7 @@ class MIMCell(RecurrentCell):
     def mim_block(self, inputs, states, memory, previous_input):
         """The MIM update; returns `(h', states', m', o)` with `o` the output gate."""
         h, c = states[:2]
-        i, f, g, o = gates(
-            self.apply_conv(self.conv_x2h, inputs) + self.apply_conv(self.conv_h2h, h), 4
-        )
+        i, f, g, o = gates(self.apply_conv_sum((self.conv_x2h, inputs), (self.conv_h2h, h)), 4)
         if self.use_mim:
             difference = inputs if previous_input is None else inputs - previous_input
             transient, n, s = self._stationary_memory(difference, c, *states[2:4])
@@ -216,12 +211,10 @@ class MIMCell(RecurrentCell):
         else:
             new_c = lstm_update(c, i, f, g, self.forget_bias)
         i_m, f_m, g_m = gates(
-            self.apply_conv(self.conv_x2h_m, inputs) + self.apply_conv(self.conv_m2h_m, memory), 3
+            self.apply_conv_sum((self.conv_x2h_m, inputs), (self.conv_m2h_m, memory)), 3
         )
         memory = lstm_update(memory, i_m, f_m, g_m, self.forget_bias)
-        o = ops.sigmoid(
-            o + self.apply_conv(self.conv_c2o, new_c) + self.apply_conv(self.conv_m2o, memory)
-        )
+        o = ops.sigmoid(o + self.apply_conv_sum((self.conv_c2o, new_c), (self.conv_m2o, memory)))
         h = o * ops.tanh(self.apply_conv(self.conv_c_m, ops.concatenate([new_c, memory], axis=-1)))
         new_states = (h, new_c, n, s) if self.use_mim else (h, new_c)
         return h, new_states, memory, o

@@ -131,9 +131,7 @@ class PredRNNPPCell(RecurrentCell):
     def call(self, inputs, states, memory=None):
         h, c = states[:2]
         if self.gradient_highway:
-            p, s = gates(
-                self.apply_conv(self.conv_x, inputs) + self.apply_conv(self.conv_z, states[2]), 2
-            )
+            p, s = gates(self.apply_conv_sum((self.conv_x, inputs), (self.conv_z, states[2])), 2)
             s = ops.sigmoid(s)
             z = s * ops.tanh(p) + (1.0 - s) * states[2]
             inputs = z

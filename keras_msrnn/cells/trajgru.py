@@ -82,7 +82,7 @@ class TrajGRUCell(RecurrentCell):
         (h,) = states
         flows = self.apply_conv(
             self.conv_flow,
-            leaky_relu(self.apply_conv(self.conv_x2f, inputs) + self.apply_conv(self.conv_h2f, h)),
+            leaky_relu(self.apply_conv_sum((self.conv_x2f, inputs), (self.conv_h2f, h))),
         )
         height, width = h.shape[1:3]
         flows = ops.reshape(flows, (-1, height, width, self.links, 2))
