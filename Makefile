@@ -61,6 +61,8 @@ bench: $(BIN)/.installed
 # run checkpoints in runs/zoo/<name>: rerunning `make zoo-train` after a stop
 # continues where it stopped and skips what is finished.
 ZOO_BACKEND ?= tensorflow
+# TrajGRU's warp is one grid-sample kernel on PyTorch, a gather elsewhere.
+ZOO_TORCH_NAMES ?= ms-trajgru-mnist trajgru-mnist
 ZOO_DATA ?= ../shared/data/mnist
 # The main job's preset ships inside the package; the others live in zoo/presets.
 ZOO_BUNDLED := ms-predrnn-mnist
@@ -70,7 +72,8 @@ ZOO_NAMES ?= ms-predrnn-mnist predrnn-mnist ms-convlstm-mnist convlstm-mnist \
 zoo-train: $(BIN)/.installed
 	@for name in $(ZOO_NAMES); do \
 		out=zoo/presets/$$name; [ $$name = $(ZOO_BUNDLED) ] && out=keras_msrnn/presets/builtin/$$name; \
-		KERAS_BACKEND=$(ZOO_BACKEND) $(BIN)/keras-msrnn train $$name --variant cpu --workdir runs/zoo/$$name \
+		backend=$(ZOO_BACKEND); case " $(ZOO_TORCH_NAMES) " in *" $$name "*) backend=torch;; esac; \
+		KERAS_BACKEND=$$backend $(BIN)/keras-msrnn train $$name --variant cpu --workdir runs/zoo/$$name \
 			--data-dir $(ZOO_DATA) --verbose 2 --preset-out $$out || exit $$?; \
 	done
 

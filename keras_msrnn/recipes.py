@@ -102,20 +102,21 @@ DATASETS = {
 # patches (16x16 layer grids), batch 8, Adam 1e-3 cosine-decayed to 1e-4,
 # scheduled sampling over the first 80% of the steps. Steps per cell:
 # 2,700 s (45 minutes) over the plain stack's training-step time measured
-# with `keras-msrnn bench` on TensorFlow on this project's 2-core CPU,
-# rounded down to 100 (MODEL_CARDS.md lists the measurements). PredRNN-V2
+# with `keras-msrnn bench` on this project's 2-core CPU, rounded down to 100
+# (benchmarks/zoo_cpu.jsonl; MODEL_CARDS.md lists the measurements), on
+# TensorFlow, except TrajGRU, which trains on PyTorch, where its warp is one
+# grid-sample kernel (2.77 s a step against TensorFlow's gather). PredRNN-V2
 # takes PredRNN's steps: its cell is PredRNN's plus the decoupling loss, and
-# its calibration overlapped a training run. TrajGRU and PrecipLSTM are
-# placeholders until their step is sped up (the speed issue).
+# its calibration overlapped a training run.
 CPU_STEPS = {
     "convlstm": 4500,
-    "trajgru": 1000,
+    "trajgru": 900,
     "predrnn": 2200,
     "predrnn-pp": 1700,
     "mim": 1200,
     "motionrnn": 900,
     "predrnn-v2": 2200,
-    "preciplstm": 100,
+    "preciplstm": 1000,
 }
 CPU_STEPS_PER_EPOCH = 100
 VARIANTS = ("protocol", "cpu")

@@ -64,7 +64,7 @@ def _bench_reports():
         with open(BENCH) as file:
             for line in file:
                 report = json.loads(line)
-                reports[report["cell"]] = report
+                reports[report["cell"], report["backend"]] = report
     return reports
 
 
@@ -115,11 +115,13 @@ def comparison_table():
             rows.append(f"| {cell} | not trained yet | | | | | | | |")
             continue
         p, m = plain["metrics"]["future_frames"], ms["metrics"]["future_frames"]
-        report = bench.get(stack_cell)
+        # Timed on the backend the pair trained on, as its training time.
+        backend = plain["training"]["backend"]
+        report = bench.get((stack_cell, backend))
         if report:
             timing = (
                 f"{report['plain']['step_s']:.2f} / {report['ms']['step_s']:.2f} "
-                f"({report['ms_over_plain']['step_time']:.2f})"
+                f"({report['ms_over_plain']['step_time']:.2f}, {backend})"
             )
             memory = (
                 f"{report['plain']['step_memory_mb']:.0f} / {report['ms']['step_memory_mb']:.0f} "
