@@ -446,7 +446,8 @@ def _parser():
     train.add_argument(
         "--data-parallel",
         action="store_true",
-        help="split each batch over all devices (JAX: keras.distribution.DataParallel)",
+        help="split each batch over all devices (JAX: keras.distribution.DataParallel; "
+        "TensorFlow: tf.distribute.MirroredStrategy)",
     )
 
     recipe = _add(

@@ -28,3 +28,17 @@ def as_tf_dataset(dataset):
     return tf.data.Dataset.from_generator(batches, output_signature=(spec, spec[1])).prefetch(
         tf.data.AUTOTUNE
     )
+
+
+def generator_as_tf_dataset(make_batches, example):
+    """The batches `make_batches()` yields, as a `tf.data.Dataset` (a one-pass feed).
+
+    `example` is one batch, `((context, future), future)`, whose shapes all
+    batches share (a fixed global batch, which `tf.distribute` splits over
+    its replicas).
+    """
+    import tensorflow as tf
+
+    (context, future), _ = example
+    spec = (tf.TensorSpec(context.shape, tf.float32), tf.TensorSpec(future.shape, tf.float32))
+    return tf.data.Dataset.from_generator(make_batches, output_signature=(spec, spec[1]))

@@ -8,6 +8,7 @@ from keras import ops
 
 from keras_msrnn.api_export import keras_msrnn_export
 from keras_msrnn.backend.conv import conv2d_same
+from keras_msrnn.backend.distribute import uniform_for_global_batch
 from keras_msrnn.cells.base import get_cell_class
 from keras_msrnn.frames import to_unit_frames
 from keras_msrnn.models.losses import MSRNNLoss, mean_squared_error, msrnn_loss
@@ -462,7 +463,7 @@ class MSStack(keras.Model):
         x = patch_frames(ops.cast(frames, self.compute_dtype), self.patch_size)
         uniform = None
         if any(not _is_static(p, 0.0) and not _is_static(p, 1.0) for p in feed_probabilities):
-            uniform = keras.random.uniform(
+            uniform = uniform_for_global_batch(
                 (ops.shape(x)[0], steps, 1, 1, 1), seed=self.seed_generator
             )
         states, memory = self._initial_states(x[:, 0])

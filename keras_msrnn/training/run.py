@@ -36,7 +36,12 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
-from keras_msrnn.backend.distribute import data_parallel_scope, describe_data_parallel
+from keras_msrnn.backend.distribute import (
+    data_parallel_scope,
+    describe_data_parallel,
+    needs_tf_data_input,
+)
+from keras_msrnn.backend.tf_data import generator_as_tf_dataset
 from keras_msrnn.training.checkpoint import (
     CHECKPOINT_FILE,
     CheckpointError,
@@ -118,7 +123,7 @@ def train(
         tensorboard: bool. Also write the epoch rows as TensorBoard logs in
             `workdir/tensorboard` (needs TensorFlow installed).
         data_parallel: bool. Split each step's batch over all devices
-            (`keras_msrnn.backend.distribute`; JAX for now). The result
+            (`keras_msrnn.backend.distribute`; JAX and TensorFlow). The result
             equals single-device training at the same batch, and its
             checkpoint and preset load on one device.
 
@@ -220,7 +225,7 @@ def _train(
         progress = _Progress(workdir, recipe, state, limits, validation_data)
         for first_step, last_step in _fit_segments(step, total_steps, steps_per_epoch):
             model.fit(
-                _batches(train_data, first_step, last_step),
+                _feed(train_data, first_step, last_step),
                 initial_epoch=first_step // steps_per_epoch,
                 epochs=-(-last_step // steps_per_epoch),
                 steps_per_epoch=min(last_step - first_step, steps_per_epoch),
@@ -247,6 +252,15 @@ def _fit_segments(step, total_steps, steps_per_epoch):
         step = epoch_end
     if step < total_steps:
         yield step, total_steps
+
+
+def _feed(dataset, first_step, last_step):
+    """`fit`'s input for global steps `first_step .. last_step - 1`."""
+    if not needs_tf_data_input():
+        return _batches(dataset, first_step, last_step)
+    return generator_as_tf_dataset(
+        lambda: _batches(dataset, first_step, last_step), dataset.batch(0, 0)
+    )
 
 
 def _batches(dataset, first_step, last_step):
