@@ -187,6 +187,7 @@ def run_evaluate(args):
 
 def run_train(args):
     from keras_msrnn import training
+    from keras_msrnn.backend.distribute import is_primary_process
 
     recipe = training.load_recipe(args.recipe, args.variant)
     if args.dtype:
@@ -203,13 +204,16 @@ def run_train(args):
         tensorboard=args.tensorboard,
         data_parallel=args.data_parallel,
     )
+    exit_code = {"SIGINT": 130, "SIGTERM": 143}.get(result.stopped_by, 0)
+    if not is_primary_process():  # the first process of a data-parallel job reports and exports
+        return exit_code
     if not result.finished:
         print(
             f"stopped by {result.stopped_by} at step {result.step} of {result.total_steps}, "
             "checkpoint in "
             f"{workdir}; run the same command again to resume"
         )
-        return {"SIGINT": 130, "SIGTERM": 143}.get(result.stopped_by, 0)
+        return exit_code
     if args.preset_out:
         metadata = training.export_preset(
             result.model, recipe, workdir, args.preset_out, args.data_dir
@@ -447,7 +451,8 @@ def _parser():
         "--data-parallel",
         action="store_true",
         help="split each batch over all devices (JAX: keras.distribution.DataParallel; "
-        "TensorFlow: tf.distribute.MirroredStrategy)",
+        "TensorFlow: tf.distribute.MirroredStrategy; torch: DDP, one process per device "
+        "under torchrun)",
     )
 
     recipe = _add(

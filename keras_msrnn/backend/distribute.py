@@ -21,10 +21,16 @@ Several hosts: JAX: set `KERAS_DISTRIBUTION_JOB_ADDRESSES`,
 every host (`keras.distribution.initialize` reads them) and run the same
 command on each. TensorFlow: set `TF_CONFIG` on every worker.
 
-PyTorch (DDP) is not wired in yet; asking for it says so.
+PyTorch: `torch.nn.parallel.DistributedDataParallel`, one process per
+device under `torchrun` (`keras_msrnn.backend.torch_ddp`). Every process
+reads the global batch and trains on its rows; the masks are drawn as on
+TensorFlow. Decisions to stop are shared by all processes, and only the
+first process writes checkpoints, logs and presets. The same holds for
+several hosts (`torchrun --nnodes`).
 """
 
 import contextlib
+import json
 import os
 
 import keras
@@ -55,27 +61,36 @@ def data_parallel_scope(global_batch_size):
         if all(os.environ.get(name) for name in MULTI_HOST_VARIABLES):
             keras.distribution.initialize()
         devices = keras.distribution.list_devices()
-        _check_split(global_batch_size, devices)
+        _check_split(global_batch_size, devices, "devices")
         if len(devices) == 1:
             return contextlib.nullcontext()
         return keras.distribution.DataParallel(devices=devices).scope()
     if backend == "tensorflow":
         strategy = _tf_strategy()
-        _check_split(global_batch_size, strategy.extended.worker_devices)
+        _check_split(global_batch_size, strategy.extended.worker_devices, "devices")
         return strategy.scope()
-    raise ValueError(
-        "Data-parallel training runs on JAX (keras.distribution.DataParallel) and TensorFlow "
-        f"(tf.distribute.MirroredStrategy); on {backend} it is not implemented yet. Run with "
-        "KERAS_BACKEND=jax or KERAS_BACKEND=tensorflow."
-    )
+    if backend == "torch":
+        return _torch_scope(global_batch_size)
+    raise ValueError(f"Data-parallel training is not available on the {backend} backend.")
 
 
-def _check_split(global_batch_size, devices):
-    if global_batch_size % len(devices):
-        names = ", ".join(_short_name(device) for device in devices)
+@contextlib.contextmanager
+def _torch_scope(global_batch_size):
+    from keras_msrnn.backend import torch_ddp
+
+    if torch_ddp.launched():  # checked before joining, so that every process leaves alike
+        ranks = [f"rank {rank}" for rank in range(int(os.environ["WORLD_SIZE"]))]
+        _check_split(global_batch_size, ranks, "processes")
+    with torch_ddp.process_group():
+        yield
+
+
+def _check_split(global_batch_size, replicas, kind):
+    if global_batch_size % len(replicas):
+        names = ", ".join(_short_name(replica) for replica in replicas)
         raise ValueError(
-            f"The batch size {global_batch_size} does not split over the {len(devices)} devices "
-            f"({names}); use a multiple of {len(devices)}."
+            f"The batch size {global_batch_size} does not split over the {len(replicas)} {kind} "
+            f"({names}); use a multiple of {len(replicas)}."
         )
 
 
@@ -97,13 +112,40 @@ def _tf_strategy():
     return tf.distribute.MirroredStrategy([device.name for device in devices])
 
 
-def replica_count():
-    """Replicas that share each step's batch (1 outside a TensorFlow strategy)."""
-    if keras.config.backend() != "tensorflow":
-        return 1
-    import tensorflow as tf
+def _torch_ddp_active():
+    if keras.config.backend() != "torch":
+        return False
+    from keras_msrnn.backend import torch_ddp
 
-    return tf.distribute.get_strategy().num_replicas_in_sync
+    return torch_ddp.active()
+
+
+def replica_count():
+    """Replicas that share each step's batch and each run the model on their rows.
+
+    1 on one device, and on JAX, whose SPMD step sees the global batch.
+    """
+    backend = keras.config.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.distribute.get_strategy().num_replicas_in_sync
+    if _torch_ddp_active():
+        from keras_msrnn.backend import torch_ddp
+
+        return torch_ddp.world_size()
+    return 1
+
+
+def replica_index():
+    """This replica's place among `replica_count()`, in the order of the global batch's rows."""
+    if keras.config.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.distribute.get_replica_context().replica_id_in_sync_group
+    from keras_msrnn.backend import torch_ddp
+
+    return torch_ddp.rank()
 
 
 def uniform_for_global_batch(shape, seed):
@@ -112,19 +154,69 @@ def uniform_for_global_batch(shape, seed):
     `shape[0]` is the batch this call sees. Inside a TensorFlow replica
     context with several replicas, the draw is made for the global batch
     (every replica has the same seed state) and the replica keeps its rows,
-    so each sample gets the number it gets on one device. Elsewhere (one
-    device, and JAX's SPMD step, which sees the global batch) it is the
-    plain draw.
+    so each sample gets the number it gets on one device; likewise in each
+    PyTorch DDP process. Elsewhere (one device, and JAX's SPMD step, which
+    sees the global batch) it is the plain draw.
     """
     replicas = replica_count()
     if replicas == 1:
         return keras.random.uniform(shape, seed=seed)
-    import tensorflow as tf
-
-    replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+    replica = replica_index()
     local = shape[0]
     draws = keras.random.uniform((local * replicas, *shape[1:]), seed=seed)
     return draws[replica * local : (replica + 1) * local]
+
+
+def prepare_model(model):
+    """Readies a built, compiled model for data-parallel `fit` (PyTorch: the DDP wrapper)."""
+    if _torch_ddp_active():
+        from keras_msrnn.backend import torch_ddp
+
+        torch_ddp.wrap(model)
+    return model
+
+
+def rows_of_this_process(batch):
+    """This process's rows of a global batch `((context, future), future)`.
+
+    Under PyTorch DDP each process trains on its share; elsewhere the
+    framework splits the global batch itself.
+    """
+    if not _torch_ddp_active():
+        return batch
+    from keras_msrnn.backend import torch_ddp
+
+    (context, future), _ = batch
+    share = context.shape[0] // torch_ddp.world_size()
+    rows = slice(torch_ddp.rank() * share, (torch_ddp.rank() + 1) * share)
+    return (context[rows], future[rows]), future[rows]
+
+
+def any_process(flag):
+    """`flag` made common to all processes of a run: true if true on any (stop requests)."""
+    if not _torch_ddp_active():
+        return bool(flag)
+    from keras_msrnn.backend import torch_ddp
+
+    return torch_ddp.any_process(flag)
+
+
+def is_primary_process():
+    """Whether this process writes the run's files (the only one, or the first of a job)."""
+    backend = keras.config.backend()
+    if backend == "torch":
+        return os.environ.get("RANK", "0") == "0"
+    if backend == "jax":
+        import jax
+
+        return jax.process_index() == 0
+    # TensorFlow: the chief of a multi-worker cluster, else its first worker.
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    if "task" not in tf_config:
+        return True
+    task = tf_config["task"]
+    first = "chief" if "chief" in tf_config.get("cluster", {}) else "worker"
+    return task.get("type") == first and task.get("index", 0) == 0
 
 
 def describe_data_parallel():
@@ -141,6 +233,11 @@ def describe_data_parallel():
         if distribution is None:
             return ""
         devices = distribution.device_mesh.devices.flatten()
+    elif _torch_ddp_active():
+        from keras_msrnn.backend import torch_ddp
+
+        count = torch_ddp.world_size()
+        return f" (data-parallel over {count} processes, DDP; this is rank {torch_ddp.rank()})"
     else:
         return ""
     names = [_short_name(device) for device in devices]

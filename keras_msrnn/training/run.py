@@ -37,9 +37,13 @@ import keras
 import numpy as np
 
 from keras_msrnn.backend.distribute import (
+    any_process,
     data_parallel_scope,
     describe_data_parallel,
+    is_primary_process,
     needs_tf_data_input,
+    prepare_model,
+    rows_of_this_process,
 )
 from keras_msrnn.backend.tf_data import generator_as_tf_dataset
 from keras_msrnn.training.checkpoint import (
@@ -123,7 +127,8 @@ def train(
         tensorboard: bool. Also write the epoch rows as TensorBoard logs in
             `workdir/tensorboard` (needs TensorFlow installed).
         data_parallel: bool. Split each step's batch over all devices
-            (`keras_msrnn.backend.distribute`; JAX and TensorFlow). The result
+            (`keras_msrnn.backend.distribute`: JAX's DataParallel,
+            TensorFlow's MirroredStrategy, PyTorch's DDP under torchrun). The result
             equals single-device training at the same batch, and its
             checkpoint and preset load on one device.
 
@@ -170,8 +175,11 @@ def _train(
 ):
     training = recipe["training"]
     steps_per_epoch, total_steps = training["steps_per_epoch"], training["steps"]
+    primary = is_primary_process()
+    verbose = verbose if primary else 0  # one process of a data-parallel job speaks
     os.makedirs(workdir, exist_ok=True)
-    remove_stale_temporaries(workdir)
+    if primary:
+        remove_stale_temporaries(workdir)
     seed = training.get("seed", 0)
     keras.utils.set_random_seed(seed)
     train_data = make_dataset(
@@ -213,6 +221,7 @@ def _train(
         return TrainingResult(model, step, total_steps, None, workdir)
     if step:
         _say(verbose, f"{workdir}: resuming at step {step} of {total_steps}.")
+    prepare_model(model)
     callbacks = [] if not tensorboard else [_tensorboard(os.path.join(workdir, "tensorboard"))]
     _say(
         verbose,
@@ -222,7 +231,7 @@ def _train(
     )
     with _stop_requests() as stop_requests:
         limits = _Limits(started, deadline, 60.0 * checkpoint_minutes, stop_requests)
-        progress = _Progress(workdir, recipe, state, limits, validation_data)
+        progress = _Progress(workdir, recipe, state, limits, validation_data, primary)
         for first_step, last_step in _fit_segments(step, total_steps, steps_per_epoch):
             model.fit(
                 _feed(train_data, first_step, last_step),
@@ -235,7 +244,8 @@ def _train(
             )
             if progress.stopped_by:
                 break
-    _save_model(model, os.path.join(workdir, MODEL_FILE))
+    if primary:
+        _save_model(model, os.path.join(workdir, MODEL_FILE))
     return TrainingResult(model, progress.step, total_steps, progress.stopped_by, workdir)
 
 
@@ -257,7 +267,7 @@ def _fit_segments(step, total_steps, steps_per_epoch):
 def _feed(dataset, first_step, last_step):
     """`fit`'s input for global steps `first_step .. last_step - 1`."""
     if not needs_tf_data_input():
-        return _batches(dataset, first_step, last_step)
+        return (rows_of_this_process(batch) for batch in _batches(dataset, first_step, last_step))
     return generator_as_tf_dataset(
         lambda: _batches(dataset, first_step, last_step), dataset.batch(0, 0)
     )
@@ -338,8 +348,9 @@ class _Limits(NamedTuple):
 class _Progress(keras.callbacks.Callback):
     """Counts global steps, validates, writes checkpoints and logs, stops on time or signal."""
 
-    def __init__(self, workdir, recipe, state, limits, validation_data=None):
+    def __init__(self, workdir, recipe, state, limits, validation_data=None, primary=True):
         super().__init__()
+        self.primary = primary  # writes the files; the other processes train alongside
         self.workdir = workdir
         self.recipe = recipe
         self.steps_per_epoch = recipe["training"]["steps_per_epoch"]
@@ -369,6 +380,9 @@ class _Progress(keras.callbacks.Callback):
             and self.step < self.total_steps
         ):
             self.stopped_by = "max_minutes"
+        # Every process of a data-parallel job stops at the same step.
+        if any_process(self.stopped_by) and not self.stopped_by:
+            self.stopped_by = "another process"
         if self.stopped_by:
             self.model.stop_training = True
         if self.step % self.steps_per_epoch == 0:
@@ -384,7 +398,7 @@ class _Progress(keras.callbacks.Callback):
             if logs is not None:
                 logs.clear()  # a partial epoch: its loss so far is in the checkpoint, not a log
             return
-        if self.validation_data is not None and logs is not None:
+        if self.primary and self.validation_data is not None and logs is not None:
             logs.update(validation_scores(self.model, self.validation_data))
         row = {"epoch": epoch, "step": self.step}
         row.update({key: float(value) for key, value in (logs or {}).items()})
@@ -392,6 +406,8 @@ class _Progress(keras.callbacks.Callback):
         self.save()
 
     def save(self):
+        if not self.primary:
+            return
         seconds = round(self.seconds_before + time.monotonic() - self.limits.started, 1)
         state = {
             "step": self.step,
