@@ -17,7 +17,10 @@ one where data would show first):
   held in memory, which never waits. `data_wait_s` is a feed's step time
   minus the in-memory one: the time a step waits on its data.
 
-Each run appends one JSON line per backend to `--output`.
+Each run appends one JSON line per backend to `--output`. With `--dataset
+NAME --data-dir DIR` (a `keras_msrnn.datasets` name, e.g. `radar_knmi`) only
+the *alone* rates of that data set's training split are measured, at the
+recipe's batch size.
 """
 
 import argparse
@@ -29,6 +32,7 @@ import time
 import keras
 
 from keras_msrnn import training
+from keras_msrnn.datasets import get_dataset
 from tests.conftest import DATA_DIR
 
 
@@ -120,6 +124,25 @@ def measure(recipe_name, data_dir, steps, batches):
     }
 
 
+def measure_alone(dataset_name, data_dir, batch_size, batches):
+    def dataset():
+        return get_dataset(
+            dataset_name, "train", data_dir=data_dir, batch_size=batch_size, shuffle=True, seed=0
+        )
+
+    count = min(batches, len(dataset()) - 1)
+    return {
+        "backend": keras.config.backend(),
+        "dataset": dataset_name,
+        "batch_size": batch_size,
+        "batches": count,
+        "alone_samples_per_s": {
+            "pydataset": samples_per_second(pydataset_batches(dataset()), count, batch_size),
+            "tf_data": samples_per_second(dataset().as_tf_dataset(), count, batch_size),
+        },
+    }
+
+
 def table(paths):
     rows = [
         "| backend | alone: PyDataset / tf.data (samples/s) | in-memory step (s) | "
@@ -130,6 +153,8 @@ def table(paths):
         with open(path) as file:
             for line in file:
                 report = json.loads(line)
+                if "data_wait_s" not in report:  # a --dataset run: alone only
+                    continue
                 alone, wait = report["alone_samples_per_s"], report["data_wait_s"]
                 rows.append(
                     f"| {report['backend']} | {alone['pydataset']:.0f} / {alone['tf_data']:.0f} | "
@@ -146,13 +171,18 @@ def main():
     parser.add_argument("--data-dir", default=str(DATA_DIR / "mnist"))
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--batches", type=int, default=50)
+    parser.add_argument("--dataset", help="measure only this data set alone")
     parser.add_argument("--output")
     parser.add_argument("--table", nargs="+", metavar="FILE")
     args = parser.parse_args()
     if args.table:
         print(table(args.table))
         return
-    report = measure(args.recipe, args.data_dir, args.steps, args.batches)
+    if args.dataset:
+        batch_size = training.load_recipe(args.recipe, "cpu")["training"]["batch_size"]
+        report = measure_alone(args.dataset, args.data_dir, batch_size, args.batches)
+    else:
+        report = measure(args.recipe, args.data_dir, args.steps, args.batches)
     print(json.dumps(report))
     if args.output:
         os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
