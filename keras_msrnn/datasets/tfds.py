@@ -5,10 +5,10 @@ Importing this module registers one TFDS builder per data set of
 
 | TFDS name | data set | splits | files in the manual folder |
 |---|---|---|---|
-| `msrnn_moving_mnist` | `MovingMNIST` | train, test | the four MNIST IDX files |
-| `msrnn_taxibj` | `TaxiBJ` | train, test | `BJ13_M32x32_T30_InOut.h5` ... |
-| `msrnn_kth` | `KTH` | train, test | the KTH videos |
-| `msrnn_radar_germany` | `RadarGermany` | train, valid, test | `RYDL.hdf5`, `RYDL_keys.npy` |
+| `msrnn_moving_mnist` | `MovingMNIST` | train, test | MNIST's image IDX files |
+| `msrnn_taxibj` | `TaxiBJ` | train, test | `BJ13_M32x32_T30_InOut.h5` ... `BJ16_...` |
+| `msrnn_kth` | `KTH` | train, test | the KTH videos (and `00sequences.txt`) |
+| `msrnn_radar_germany` | `RadarGermany` | train, valid, test | `RYDL.hdf5`, `RYDL_keys.txt` |
 | `msrnn_radar_knmi` | `RadarSequences(source="knmi")` | train, test | KNMI HDF5 scans |
 | `msrnn_radar_fmi` | `RadarSequences(source="fmi")` | train, test | FMI PGM scans |
 
@@ -62,10 +62,10 @@ from keras_msrnn.validation import positive_int
 READ_CHUNK = 64
 SPLITS = {"radar_germany": ("train", "valid", "test")}
 FILES = {
-    "moving_mnist": "the four MNIST IDX files (train-images-idx3-ubyte.gz ...)",
+    "moving_mnist": "MNIST's train-images-idx3-ubyte.gz and t10k-images-idx3-ubyte.gz",
     "taxibj": "TaxiBJ's BJ13..BJ16_M32x32_T30_InOut.h5 and BJ_Holiday.txt",
     "kth": "KTH's videos (walking, jogging, running ... *.avi) and 00sequences.txt",
-    "radar_germany": "RainNet's RYDL.hdf5 and RYDL_keys.npy",
+    "radar_germany": "RainNet's RYDL.hdf5 and RYDL_keys.txt",
     "radar_knmi": "KNMI's RAD_NL25_RAP_5min_*.h5 scans",
     "radar_fmi": "FMI's dated folders of PGM scans",
 }
