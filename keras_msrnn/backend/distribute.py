@@ -187,8 +187,8 @@ def rows_of_this_process(batch):
     from keras_msrnn.backend import torch_ddp
 
     (context, future), _ = batch
-    share = context.shape[0] // torch_ddp.world_size()
-    rows = slice(torch_ddp.rank() * share, (torch_ddp.rank() + 1) * share)
+    share, rank = context.shape[0] // torch_ddp.world_size(), torch_ddp.rank()
+    rows = slice(rank * share, (rank + 1) * share)
     return (context[rows], future[rows]), future[rows]
 
 

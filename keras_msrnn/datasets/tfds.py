@@ -152,8 +152,8 @@ class KerasMSRNNBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
             self.DATASET_NAME,
             split,
             data_dir=data_dir,
-            input_length=positive_int("input_length", config.input_length),
-            output_length=positive_int("output_length", config.output_length),
+            input_length=config.input_length,  # the data set class checks them
+            output_length=config.output_length,
             max_sequences=config.max_sequences,
             seed=config.seed,
             **config.options,
@@ -162,7 +162,7 @@ class KerasMSRNNBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True)
         for start in range(0, dataset.sequence_count, READ_CHUNK):
             indices = np.arange(start, min(start + READ_CHUNK, dataset.sequence_count))
             frames = to_unit_frames(dataset.load_sequences(indices), source)
-            for index, window in zip(indices, frames[:, : dataset.sequence_length]):
+            for index, window in zip(indices, frames):
                 yield int(index), {"frames": window}
 
 
