@@ -261,6 +261,8 @@ def test_sigterm_and_kill_9_leave_a_run_that_resumes_to_the_uninterrupted_result
     out, err = process.communicate(timeout=120)
     assert process.returncode == 143, err
     assert "Traceback" not in err
+    # TensorFlow's generator iterator, left to interpreter exit, fails to finalize.
+    assert "Error occurred when finalizing" not in err
     assert out.strip().startswith("stopped by SIGTERM at step ") and out.strip().endswith(
         "to resume"
     )

@@ -26,6 +26,7 @@ returns; a recipe that now asks for more steps continues.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import signal
@@ -244,6 +245,10 @@ def _train(
             )
             if progress.stopped_by:
                 break
+    # On TensorFlow, fit wraps a generator feed in a tf.data iterator that reference
+    # cycles keep alive; left to interpreter exit, its finalizer can no longer call
+    # Python (an error line, and a stopped run that lingers before it exits).
+    gc.collect()
     if primary:
         _save_model(model, os.path.join(workdir, MODEL_FILE))
     return TrainingResult(model, progress.step, total_steps, progress.stopped_by, workdir)
