@@ -54,6 +54,38 @@ def read_log(workdir):
     return header.split(","), [[float(value) for value in row.split(",")] for row in rows]
 
 
+AFTER_TRAINING_PAGE_FAULTS = """
+import json, resource, sys
+from keras_msrnn import training
+training.train(json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], verbose=0)
+bytearray(4 * 2**20)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    buffer = bytearray(4 * 2**20)  # zero-filled: every page touched
+    del buffer
+print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10)
+"""
+
+
+@pytest.mark.skipif(
+    keras.config.backend() != "tensorflow", reason="TensorFlow's generator feed sets the allocator"
+)
+def test_training_on_tensorflow_leaves_freed_buffers_to_be_reused(tmp_path, shared_data):
+    # TensorFlow's generator feed freezes glibc's mmap threshold: a 4 MB buffer
+    # would be mapped afresh at each allocation, 1,024 page faults each time. A
+    # fresh process, as the threshold it freezes at depends on what ran before.
+    arguments = [json.dumps(tiny_recipe()), str(tmp_path / "run"), str(shared_data / "mnist")]
+    measured = subprocess.run(
+        [sys.executable, "-c", AFTER_TRAINING_PAGE_FAULTS, *arguments],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=same_threads_env(),
+    )
+    assert measured.returncode == 0, measured.stderr[-2000:]
+    assert float(measured.stdout.split()[-1]) < 50
+
+
 def test_a_run_stopped_after_every_step_equals_an_uninterrupted_one(tmp_path, shared_data):
     data_dir = str(shared_data / "mnist")
     whole = training.train(tiny_recipe(), str(tmp_path / "whole"), data_dir, verbose=0)
