@@ -59,9 +59,12 @@ def undo_generator_malloc_trim():
     When a `tf.data` generator iterator starts (as `fit` makes one from a
     Python generator), TensorFlow sets glibc's `M_TRIM_THRESHOLD` to 128 KB
     ("Memory patch applied" in its log). Setting any threshold also freezes
-    glibc's adaptive mmap threshold at 128 KB, so every larger tensor is
-    mapped and unmapped at each use: a MIM training step spent a third of its
-    time in the kernel, at 190,000 page faults a second. This sets the
+    glibc's adaptive mmap threshold wherever it stands then (2-8 MB after the
+    tests' tiny run), so every larger tensor is mapped and unmapped at each
+    use, and the heap is trimmed above 128 KB: a MIM training step spent a
+    third of its time in the kernel, at 190,000 page faults a second. `fit`
+    called directly with a generator on TensorFlow is not covered; the
+    trainer calls this after each epoch's first batch. This sets the
     thresholds glibc adapts to by itself for large buffers (mmap above 32 MB,
     trim above 64 MB), so freed buffers are reused. No-op off TensorFlow or
     off glibc.
