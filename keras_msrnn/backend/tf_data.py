@@ -56,18 +56,19 @@ def generator_as_tf_dataset(make_batches, example):
 def undo_generator_malloc_trim():
     """Undoes the allocator setting that TensorFlow's generator feed makes.
 
-    When a `tf.data` generator iterator starts (as `fit` makes one from a
-    Python generator), TensorFlow sets glibc's `M_TRIM_THRESHOLD` to 128 KB
-    ("Memory patch applied" in its log). Setting any threshold also freezes
+    When the process's first `tf.data` generator iterator starts (as `fit`
+    makes one from a `PyDataset` or Python generator), TensorFlow sets
+    glibc's `M_TRIM_THRESHOLD` to 128 KB ("Memory patch applied" in its
+    log). Setting any threshold also freezes
     glibc's adaptive mmap threshold wherever it stands then (2-8 MB after the
     tests' tiny run), so every larger tensor is mapped and unmapped at each
     use, and the heap is trimmed above 128 KB: a MIM training step spent a
-    third of its time in the kernel, at 190,000 page faults a second. `fit`
-    called directly with a generator on TensorFlow is not covered; the
-    trainer calls this after each epoch's first batch. This sets the
-    thresholds glibc adapts to by itself for large buffers (mmap above 32 MB,
-    trim above 64 MB), so freed buffers are reused. No-op off TensorFlow or
-    off glibc.
+    third of its time in the kernel, at 190,000 page faults a second.
+    `MSStack`'s `fit`, `evaluate` and `predict` call this after the first
+    batch of each pass (`RestoreMallocThresholds`). This sets the thresholds
+    glibc adapts to by itself for large buffers (mmap above 32 MB, trim
+    above 64 MB), so freed buffers are reused. No-op off TensorFlow or off
+    glibc.
 
     Returns:
         Whether the thresholds were set.
@@ -81,3 +82,44 @@ def undo_generator_malloc_trim():
     return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)) and bool(
         mallopt(_M_TRIM_THRESHOLD, 2 * _MMAP_THRESHOLD_MAX)
     )
+
+
+class RestoreMallocThresholds(keras.callbacks.Callback):
+    """Calls `undo_generator_malloc_trim` once each pass's feed has started.
+
+    TensorFlow sets the allocator once per process, when its first generator
+    iterator starts: in whichever of `fit`, `evaluate` or `predict` reads a
+    `PyDataset` or generator first. Undoing it after the first batch of
+    every pass costs two `mallopt` calls.
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._after(batch)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._after(batch)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._after(batch)
+
+    @staticmethod
+    def _after(batch):
+        if batch == 0:
+            undo_generator_malloc_trim()
+
+
+def with_malloc_thresholds_restored(callbacks):
+    """A list of `callbacks` (a list or None) and `RestoreMallocThresholds`.
+
+    The user's list is not changed. Off TensorFlow, and for a
+    `keras.callbacks.CallbackList` (what `fit` hands its validation
+    `evaluate`, built from `fit`'s list), `callbacks` as given.
+    """
+    if keras.config.backend() != "tensorflow" or isinstance(
+        callbacks, keras.callbacks.CallbackList
+    ):
+        return callbacks
+    callbacks = list(callbacks or ())
+    if not any(isinstance(c, RestoreMallocThresholds) for c in callbacks):
+        callbacks.append(RestoreMallocThresholds())
+    return callbacks

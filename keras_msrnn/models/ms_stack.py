@@ -9,6 +9,7 @@ from keras import ops
 from keras_msrnn.api_export import keras_msrnn_export
 from keras_msrnn.backend.conv import conv2d_same
 from keras_msrnn.backend.distribute import uniform_for_global_batch
+from keras_msrnn.backend.tf_data import with_malloc_thresholds_restored
 from keras_msrnn.cells.base import get_cell_class
 from keras_msrnn.frames import to_unit_frames
 from keras_msrnn.models.losses import MSRNNLoss, mean_squared_error, msrnn_loss
@@ -639,6 +640,28 @@ class MSStack(keras.Model):
         return super().export(
             filepath, format=format, verbose=verbose, input_signature=input_signature, **kwargs
         )
+
+    # === Keras loops ===
+    # On TensorFlow the first generator iterator of a process sets glibc's
+    # allocator so that each large tensor is mapped afresh (see
+    # `undo_generator_malloc_trim`): a third of a MIM step in the kernel.
+    # The loops below undo it after each pass's first batch; the arguments
+    # are `keras.Model`'s.
+
+    def fit(self, *args, callbacks=None, **kwargs):
+        """`keras.Model.fit`; on TensorFlow, freed buffers stay reusable."""
+        callbacks = with_malloc_thresholds_restored(callbacks)
+        return super().fit(*args, callbacks=callbacks, **kwargs)
+
+    def evaluate(self, *args, callbacks=None, **kwargs):
+        """`keras.Model.evaluate`; on TensorFlow, freed buffers stay reusable."""
+        callbacks = with_malloc_thresholds_restored(callbacks)
+        return super().evaluate(*args, callbacks=callbacks, **kwargs)
+
+    def predict(self, *args, callbacks=None, **kwargs):
+        """`keras.Model.predict`; on TensorFlow, freed buffers stay reusable."""
+        callbacks = with_malloc_thresholds_restored(callbacks)
+        return super().predict(*args, callbacks=callbacks, **kwargs)
 
     # === Training defaults ===
 

@@ -46,7 +46,7 @@ from keras_msrnn.backend.distribute import (
     prepare_model,
     rows_of_this_process,
 )
-from keras_msrnn.backend.tf_data import generator_as_tf_dataset, undo_generator_malloc_trim
+from keras_msrnn.backend.tf_data import generator_as_tf_dataset
 from keras_msrnn.training.checkpoint import (
     CHECKPOINT_FILE,
     CheckpointError,
@@ -239,7 +239,7 @@ def _train(
                 initial_epoch=first_step // steps_per_epoch,
                 epochs=-(-last_step // steps_per_epoch),
                 steps_per_epoch=min(last_step - first_step, steps_per_epoch),
-                callbacks=[progress, _UndoGeneratorMallocTrim(), *callbacks],
+                callbacks=[progress, *callbacks],
                 shuffle=False,  # the batches' order is fixed by the global step
                 verbose=verbose,
             )
@@ -348,14 +348,6 @@ class _Limits(NamedTuple):
     deadline: float | None
     checkpoint_seconds: float
     stop_requests: list
-
-
-class _UndoGeneratorMallocTrim(keras.callbacks.Callback):
-    """Undoes TensorFlow's allocator setting once each epoch's feed has started."""
-
-    def on_train_batch_end(self, batch, logs=None):
-        if batch == 0:
-            undo_generator_malloc_trim()
 
 
 class _Progress(keras.callbacks.Callback):
