@@ -59,11 +59,11 @@ def undo_generator_malloc_trim():
     When the process's first `tf.data` generator iterator starts (as `fit`
     makes one from a `PyDataset` or Python generator), TensorFlow sets
     glibc's `M_TRIM_THRESHOLD` to 128 KB ("Memory patch applied" in its
-    log). Setting any threshold also freezes
-    glibc's adaptive mmap threshold wherever it stands then (2-8 MB after the
-    tests' tiny run), so every larger tensor is mapped and unmapped at each
-    use, and the heap is trimmed above 128 KB: a MIM training step spent a
-    third of its time in the kernel, at 190,000 page faults a second.
+    log). Setting any threshold also freezes glibc's adaptive mmap threshold
+    wherever it stands then (2-8 MB after the tests' tiny run), so every
+    larger tensor is mapped and unmapped at each use, and the heap is
+    trimmed above 128 KB: a MIM training step spent a third of its time in
+    the kernel, at 190,000 page faults a second.
     `MSStack`'s `fit`, `evaluate` and `predict` call this after the first
     batch of each pass (`RestoreMallocThresholds`). This sets the thresholds
     glibc adapts to by itself for large buffers (mmap above 32 MB, trim
