@@ -9,6 +9,7 @@ from keras import ops
 from keras_msrnn.api_export import keras_msrnn_export
 from keras_msrnn.backend.conv import conv2d_same
 from keras_msrnn.backend.distribute import uniform_for_global_batch
+from keras_msrnn.backend.fusion import store_gradient
 from keras_msrnn.backend.tf_data import with_malloc_thresholds_restored
 from keras_msrnn.cells.base import get_cell_class
 from keras_msrnn.frames import to_unit_frames
@@ -536,11 +537,12 @@ class MSStack(keras.Model):
                 memory,
                 **self._lateral_inputs(layer, states, new_states, first_step),
             )
-            memory = step.memory
+            # Gradients of carried states chain through every step (and layer).
+            memory = store_gradient(step.memory)
             if step.increments is not None:
                 increments.append(step.increments)
             outputs.append(step.output)
-            new_states.append(step.states)
+            new_states.append(store_gradient(step.states))
         if memory is not None:
             memory = rescale(memory, self.scales[-1], self.scales[0])
         return _apply(self.readout, outputs[-1]), new_states, memory, increments
