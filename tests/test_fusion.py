@@ -1,4 +1,4 @@
-"""`keras_msrnn.backend.fusion`: the memory's gradient stored once per layer and step on JAX."""
+"""`keras_msrnn.backend.fusion`: recurrent states' gradients stored once per step on JAX."""
 
 import keras
 import numpy as np
@@ -15,6 +15,9 @@ on_jax = pytest.mark.skipif(keras.config.backend() != "jax", reason="XLA's fusio
 def test_store_gradient_returns_its_input_and_none_as_none():
     tensor = np.random.default_rng(0).normal(size=(2, 3, 3, 4)).astype("float32")
     np.testing.assert_array_equal(ops.convert_to_numpy(store_gradient(ops.array(tensor))), tensor)
+    hidden, cell = store_gradient((ops.array(tensor), ops.array(-tensor)))
+    np.testing.assert_array_equal(ops.convert_to_numpy(cell), -tensor)
+    np.testing.assert_array_equal(ops.convert_to_numpy(hidden), tensor)
     assert store_gradient(None) is None
 
 
