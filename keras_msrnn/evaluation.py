@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_msrnn.backend.inference import without_gradients
 from keras_msrnn.frames import to_unit_frames
 from keras_msrnn.metrics import ForecastEvaluation
 
@@ -40,7 +41,8 @@ def metric_unit(name, frame_pixels):
 def predict_all_frames(model, context, future):
     """The model's `S - 1` predictions: teacher-forced over the context, then free."""
     frames = np.concatenate([context, future[:, :-1]], axis=1)
-    return ops.convert_to_numpy(model.rollout(frames))
+    with without_gradients():
+        return ops.convert_to_numpy(model.rollout(frames))
 
 
 def evaluate(
