@@ -120,6 +120,7 @@ def run_keras(args, cell, variant):
         input_length=args.input_length,
         output_length=args.output_length,
         reconstruction_loss_weight=(args.input_length - 1) / args.output_length,
+        unroll=args.unroll == "true",
     )
     model.compile(optimizer=keras.optimizers.Adam(3e-4))
     frames = _frames(args)
@@ -133,7 +134,7 @@ def run_keras(args, cell, variant):
 
 
 def _settings(args):
-    return {
+    settings = {
         "frame": args.frame,
         "filters": args.filters,
         "kernel_size": args.kernel_size,
@@ -144,6 +145,9 @@ def _settings(args):
         "steps": args.steps,
         "memory": args.memory,
     }
+    if args.unroll != "true":  # results from before the option unrolled
+        settings["unroll"] = args.unroll
+    return settings
 
 
 def _worker(args, implementation, cell, variant):
@@ -269,6 +273,12 @@ def main(argv=None):
         "--memory",
         action="store_true",
         help="measure step memory (glibc returns freed buffers; slows the timing)",
+    )
+    parser.add_argument(
+        "--unroll",
+        choices=("true", "false"),
+        default="true",
+        help="keras-msrnn's time loop: unrolled (true) or one loop of the graph (false)",
     )
     parser.add_argument("--output", help="append JSON lines here; what it holds is skipped")
     parser.add_argument("--table", nargs="+", metavar="FILE", help="print these results as a table")

@@ -51,12 +51,15 @@ def run_variant(args, scales):
         output_length=args.output_length,
         patch_size=args.patch_size,
         dtype=args.dtype,
+        unroll=UNROLL_CHOICES[args.unroll],
     )
-    model.compile()
     rng = np.random.default_rng(0)
     shape = (args.batch, args.frame, args.frame, args.channels)
     context = rng.random((args.batch, args.input_length) + shape[1:], dtype="float32")
     future = rng.random((args.batch, args.output_length) + shape[1:], dtype="float32")
+    # As `keras-msrnn train` does: variables exist before the step is traced.
+    model.build(context.shape)
+    model.compile()
 
     def step():
         model.train_on_batch((context, future), future)
@@ -81,6 +84,7 @@ def run_variant(args, scales):
         times.append(time.perf_counter() - start)
     result = {
         "scales": list(scales),
+        "unrolled": model.unroll,
         "params": model.count_params(),
         "first_step_s": round(first_step, 3),
         "step_s": round(float(np.mean(times)), 4),
@@ -117,12 +121,14 @@ def _worker_command(args, cell, variant):
         "steps",
         "warmup",
         "dtype",
+        "unroll",
     ):
         command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     return command
 
 
 WORKER_ERROR = "keras-msrnn bench worker error: "
+UNROLL_CHOICES = {"true": True, "false": False}
 
 
 def report_worker_error(error):
@@ -155,7 +161,7 @@ def _run_worker(args, cell, variant):
 def _planned_report(args, cell):
     import keras
 
-    return {
+    report = {
         "backend": keras.config.backend(),
         "cell": cell,
         "frame": [args.frame, args.frame, args.channels],
@@ -169,6 +175,9 @@ def _planned_report(args, cell):
         "dtype": args.dtype,
         "measured_steps": args.steps,
     }
+    if args.unroll != "true":  # reports from before the option unrolled
+        report["unroll"] = args.unroll
+    return report
 
 
 def benchmark(args, cell):
@@ -308,6 +317,12 @@ def add_arguments(parser):
         "--warmup", type=int, default=1, help="unmeasured steps, the first compiles"
     )
     parser.add_argument("--dtype", default="float32", help="dtype policy, e.g. mixed_bfloat16")
+    parser.add_argument(
+        "--unroll",
+        choices=tuple(UNROLL_CHOICES),
+        default="true",
+        help="MSStack's `unroll`: the time loop unrolled (true) or one loop of the graph (false)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
         "--output", help="append reports to this JSON-lines file; skip cells it holds"

@@ -68,3 +68,16 @@ def test_export_refuses_to_overwrite(preset, tmp_path, capsys):
     assert "already exists; pass --overwrite" in capsys.readouterr().err
     assert taken.read_text() == "the user's file"
     assert not os.path.exists(tmp_path / "missing" / "x")
+
+
+@pytest.mark.skipif("onnx" not in SUPPORTED[BACKEND], reason="no ONNX export from this backend")
+def test_a_model_with_a_graph_time_loop_exports_to_onnx_unrolled(tmp_path):
+    # tf2onnx cannot convert TensorFlow's loop over tensor arrays.
+    model = keras_msrnn.MSStack(
+        cell="convlstm", filters=4, scales=(1, 2, 1), input_length=3, output_length=2, unroll=False
+    )
+    expected = keras.ops.convert_to_numpy(model(context()))
+    output = str(tmp_path / "model.onnx")
+    model.export(output, format="onnx")
+    assert model.unroll is False
+    np.testing.assert_allclose(run_onnx(output, context()), expected, atol=1e-5)

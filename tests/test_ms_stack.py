@@ -389,6 +389,7 @@ def test_motionrnn_samples_are_independent_unless_reproducing_the_reference(quir
                 "use_bias": False,
                 "embed_inputs": False,
                 "loss": "mse",
+                "unroll": False,
             },
             id="predrnn_v2",
         ),
