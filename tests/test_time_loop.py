@@ -9,6 +9,7 @@ from keras import ops
 
 from keras_msrnn.backend import time_loop
 from keras_msrnn.cells import available_cells
+from keras_msrnn.datasets import FrameWindows
 from keras_msrnn.models import LinearSampling, MSStack
 from tests.conftest import fast_subset
 
@@ -85,3 +86,62 @@ def test_the_first_training_step_traces_the_model_once():
     model.train_on_batch((context, future), future)
     # Twice if the optimizer's variables are first made inside the trace.
     assert len(calls) == 1
+
+
+def _unbuilt_feeds():
+    context, future = frames(3, seed=0, batch=4), frames(2, seed=1, batch=4)
+    windows = FrameWindows(
+        np.concatenate([context, future], 1), input_length=3, output_length=2, batch_size=2
+    )
+    return {
+        "train_on_batch": lambda model: model.train_on_batch((context, future), future),
+        "fit on arrays": lambda model: model.fit(
+            (context, future), future, batch_size=2, verbose=0
+        ),
+        "fit on a PyDataset": lambda model: model.fit(windows, verbose=0),
+    }
+
+
+@pytest.mark.skipif(keras.config.backend() != "tensorflow", reason="tf.function's tracing")
+@pytest.mark.parametrize("feed", list(_unbuilt_feeds()))
+def test_an_unbuilt_model_traces_its_first_training_step_once(feed):
+    model = MSStack(cell="convlstm", filters=4, scales=(1, 2, 1), input_length=3, output_length=2)
+    model.compile()
+    calls = []
+    unroll = model._unroll
+    model._unroll = lambda *args: calls.append(1) or unroll(*args)
+    _unbuilt_feeds()[feed](model)
+    # Twice if the model's variables are first made inside the trace.
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["context", "pair", "dataset", "tf.data"],
+)
+def test_a_loop_builds_an_unbuilt_model_from_its_first_batch(data):
+    context, future = frames(3, seed=0, batch=4), frames(2, seed=1, batch=4)
+    if data == "tf.data":
+        tf = pytest.importorskip("tensorflow")
+        feed = tf.data.Dataset.from_tensor_slices(((context, future), future)).batch(2)
+    else:
+        feed = {
+            "context": context,
+            "pair": (context, future),
+            "dataset": FrameWindows(
+                np.concatenate([context, future], 1), input_length=3, output_length=2, batch_size=2
+            ),
+        }[data]
+    model = MSStack(cell="convlstm", filters=4, scales=(1, 2, 1), input_length=3, output_length=2)
+    model._build_from_data(feed)
+    assert model.built and model.frame_shape == (8, 8, 1)
+    np.testing.assert_allclose(
+        model.predict_on_batch(context), model.predict(context, verbose=0), atol=1e-6
+    )
+
+
+def test_building_from_data_leaves_shapes_it_cannot_know_to_the_first_call():
+    model = MSStack(cell="convlstm", filters=4, scales=(1, 2, 1), input_length=3, output_length=2)
+    model._build_from_data(iter([frames(3, seed=0)]))
+    model._build_from_data(np.zeros((2, 3, 8, 8), "float32"))
+    assert not model.built

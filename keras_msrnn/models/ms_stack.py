@@ -722,23 +722,50 @@ class MSStack(keras.Model):
     # On TensorFlow the first generator iterator of a process sets glibc's
     # allocator so that each large tensor is mapped afresh (see
     # `undo_generator_malloc_trim`): a third of a MIM step in the kernel.
-    # The loops below undo it after each pass's first batch; the arguments
-    # are `keras.Model`'s.
+    # The loops below undo it after each pass's first batch. They also build
+    # the model from the first batch's shape before the loop traces its step:
+    # tf.function traces a function again when its first trace made
+    # variables, which doubled the first step of an unbuilt model. The
+    # arguments are `keras.Model`'s.
 
-    def fit(self, *args, callbacks=None, **kwargs):
-        """`keras.Model.fit`; on TensorFlow, freed buffers stay reusable."""
+    def fit(self, x=None, *args, callbacks=None, **kwargs):
+        """`keras.Model.fit`; on TensorFlow, traced once, freed buffers reusable."""
+        self._build_from_data(x)
         callbacks = with_malloc_thresholds_restored(callbacks)
-        return super().fit(*args, callbacks=callbacks, **kwargs)
+        return super().fit(x, *args, callbacks=callbacks, **kwargs)
 
-    def evaluate(self, *args, callbacks=None, **kwargs):
-        """`keras.Model.evaluate`; on TensorFlow, freed buffers stay reusable."""
+    def evaluate(self, x=None, *args, callbacks=None, **kwargs):
+        """`keras.Model.evaluate`; on TensorFlow, traced once, freed buffers reusable."""
+        self._build_from_data(x)
         callbacks = with_malloc_thresholds_restored(callbacks)
-        return super().evaluate(*args, callbacks=callbacks, **kwargs)
+        return super().evaluate(x, *args, callbacks=callbacks, **kwargs)
 
-    def predict(self, *args, callbacks=None, **kwargs):
-        """`keras.Model.predict`; on TensorFlow, freed buffers stay reusable."""
+    def predict(self, x, *args, callbacks=None, **kwargs):
+        """`keras.Model.predict`; on TensorFlow, traced once, freed buffers reusable."""
+        self._build_from_data(x)
         callbacks = with_malloc_thresholds_restored(callbacks)
-        return super().predict(*args, callbacks=callbacks, **kwargs)
+        return super().predict(x, *args, callbacks=callbacks, **kwargs)
+
+    def train_on_batch(self, x, *args, **kwargs):
+        """`keras.Model.train_on_batch`; on TensorFlow, traced once."""
+        self._build_from_data(x)
+        return super().train_on_batch(x, *args, **kwargs)
+
+    def test_on_batch(self, x, *args, **kwargs):
+        """`keras.Model.test_on_batch`; on TensorFlow, traced once."""
+        self._build_from_data(x)
+        return super().test_on_batch(x, *args, **kwargs)
+
+    def predict_on_batch(self, x):
+        """`keras.Model.predict_on_batch`; on TensorFlow, traced once."""
+        self._build_from_data(x)
+        return super().predict_on_batch(x)
+
+    def _build_from_data(self, data):
+        if not self.built:
+            shape = _context_shape(data)
+            if shape is not None:
+                self.build(shape)
 
     def make_train_function(self, force=False):
         # Keras on TensorFlow (without a distribution strategy) builds the
@@ -822,6 +849,29 @@ class MSStack(keras.Model):
 
 # Per-frame losses `(B, T)` of the `loss` option.
 FRAME_LOSSES = {"msrnn": msrnn_loss, "mse": mean_squared_error}
+
+
+def _context_shape(data):
+    """The context's shape in `data`'s first batch, where known without a generator.
+
+    `data` is what a Keras loop takes as `x`: `context`, `(context, future)`,
+    a `tf.data.Dataset` or a `keras.utils.PyDataset` of such `x` (with `y`).
+    Returns None where the shape is unknown (generators, unknown frame sizes).
+    """
+    if hasattr(data, "element_spec"):  # tf.data.Dataset
+        spec = data.element_spec
+        data = spec[0] if isinstance(spec, tuple) else spec
+    elif isinstance(data, keras.utils.PyDataset):
+        if not data.num_batches:
+            return None
+        batch = data[0]
+        data = batch[0] if isinstance(batch, tuple) else batch
+    if isinstance(data, (tuple, list)) and data:
+        data = data[0]
+    shape = getattr(data, "shape", None)
+    if shape is None or len(shape) != 5 or None in tuple(shape)[2:]:
+        return None
+    return tuple(shape)
 
 
 def _apply(conv, inputs):
